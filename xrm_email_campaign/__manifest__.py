@@ -1,0 +1,36 @@
+{
+    "name": "xRM E-mail Campaigns",
+    "summary": "Test and send e-mail campaigns in the background, crash-safe, "
+    "with live status, cancel and resume",
+    "version": "18.0.1.0.0",
+    "category": "Marketing/Email Marketing",
+    "website": "https://github.com/xrm-email-campaign/xrm_email_campaign",
+    "author": "xrm_email_campaign contributors",
+    "license": "LGPL-3",
+    "depends": ["mail", "contacts", "base_setup"],
+    "external_dependencies": {"python": ["jinja2"]},
+    "data": [
+        "security/xrm_email_campaign_security.xml",
+        "security/ir.model.access.csv",
+        "data/xrm_link_type_data.xml",
+        "data/ir_config_parameter_data.xml",
+        "data/ir_cron_data.xml",
+        "views/xrm_email_account_views.xml",
+        "views/xrm_link_type_views.xml",
+        "views/xrm_email_campaign_recipient_views.xml",
+        "views/xrm_email_campaign_views.xml",
+        "views/res_partner_views.xml",
+        "views/res_config_settings_views.xml",
+        "wizards/xrm_campaign_add_recipients_views.xml",
+        "wizards/xrm_campaign_schedule_views.xml",
+        "views/xrm_email_campaign_menus.xml",
+    ],
+    "demo": ["demo/xrm_email_campaign_demo.xml"],
+    "assets": {
+        "web.assets_backend": [
+            "xrm_email_campaign/static/src/js/*.js",
+        ],
+    },
+    "installable": True,
+    "application": True,
+}

@@ -1,0 +1,208 @@
+from odoo import api, fields, models
+from odoo.tools import SQL, create_index
+
+
+class XrmEmailCampaignRecipient(models.Model):
+    """The link between a campaign and one recipient, and that recipient's delivery.
+
+    States:
+
+    * ``pending``: not sent yet (maybe waiting for a retry, see ``next_attempt_at``);
+    * ``sent``: the SMTP server accepted the mail; the link type becomes
+      'E-mail campaign recipient';
+    * ``failed``: no address, an invalid one, a permanent SMTP refusal, or
+      temporary refusals until the retries ran out (``error_message`` says which);
+    * ``cancelled``: the send was cancelled before this recipient's turn;
+      resuming turns it back into ``pending``.
+
+    A sending worker *claims* pending rows before it sends (``claim_*``
+    columns, committed): the claim names the PostgreSQL backend of the worker,
+    so a claim whose backend is gone (a killed server) or whose lease ran out
+    is taken over by the next worker. The claim and outcome methods below are
+    SQL on purpose: they run once per message in the send loop.
+    """
+
+    _name = "xrm.email.campaign.recipient"
+    _description = "E-mail Campaign Recipient"
+    _order = "id"
+    _rec_name = "partner_id"
+
+    campaign_id = fields.Many2one("xrm.email.campaign", required=True, ondelete="cascade", index=True)
+    partner_id = fields.Many2one("res.partner", "Recipient", required=True, ondelete="cascade", index=True)
+    email = fields.Char(help="The address the mail goes to; taken from the contact when it is linked.")
+    company_id = fields.Many2one(related="campaign_id.company_id", store=True)
+    link_type_id = fields.Many2one(
+        "xrm.link.type",
+        "Link Type",
+        required=True,
+        default=lambda self: self.env.ref("xrm_email_campaign.link_type_unspecified"),
+    )
+    state = fields.Selection(
+        [("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed"), ("cancelled", "Cancelled")],
+        default="pending",
+        required=True,
+    )
+    sent_at = fields.Datetime(readonly=True)
+    error_message = fields.Text(readonly=True)
+    message_id = fields.Char("Message-ID", readonly=True)
+    attempt_count = fields.Integer(readonly=True, help="Tries that met a temporary SMTP failure.")
+    next_attempt_at = fields.Datetime(readonly=True, help="A temporary failure postpones the recipient until then.")
+    claim_pid = fields.Integer(readonly=True, copy=False)
+    claim_backend_start = fields.Datetime(readonly=True, copy=False)
+    claim_expires_at = fields.Datetime(readonly=True, copy=False)
+
+    _sql_constraints = [
+        ("campaign_partner_unique", "unique(campaign_id, partner_id)", "This contact is already linked to the campaign."),
+    ]
+
+    def init(self):
+        # The claim query walks the pending rows of one campaign in id order.
+        create_index(
+            self.env.cr,
+            "xrm_email_campaign_recipient_pending_idx",
+            self._table,
+            ["campaign_id", "id"],
+            where="state = 'pending'",
+        )
+        create_index(self.env.cr, "xrm_email_campaign_recipient_state_idx", self._table, ["campaign_id", "state"])
+
+    @api.depends("partner_id.name", "email")
+    def _compute_display_name(self):
+        for recipient in self:
+            recipient.display_name = f"{recipient.partner_id.name or ''} <{recipient.email or ''}>"
+
+    # -- bulk linking ---------------------------------------------------------
+
+    @api.model
+    def _link_partners(self, campaign, partner_ids):
+        """Insert one link per partner not linked yet, in one statement; return how many."""
+        self.flush_model()
+        unspecified = self.env.ref("xrm_email_campaign.link_type_unspecified")
+        self.env.cr.execute(SQL(
+            """
+            INSERT INTO xrm_email_campaign_recipient
+                (campaign_id, partner_id, email, company_id, link_type_id, state, attempt_count,
+                 create_uid, write_uid, create_date, write_date)
+            SELECT %(campaign)s, p.id, p.email, %(company)s, %(link_type)s, 'pending', 0,
+                   %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC'
+              FROM res_partner p
+             WHERE p.id = ANY(%(partners)s)
+            ON CONFLICT (campaign_id, partner_id) DO NOTHING
+            """,
+            campaign=campaign.id,
+            company=campaign.company_id.id,
+            link_type=unspecified.id,
+            uid=self.env.uid,
+            partners=list(partner_ids),
+        ))
+        added = self.env.cr.rowcount
+        self.invalidate_model()
+        campaign.invalidate_recordset(["recipient_ids"])
+        return added
+
+    # -- claims and outcomes (the send loop) ------------------------------------
+
+    @api.model
+    def _claim_batch(self, campaign_id, size, lease_seconds):
+        """Claim up to ``size`` sendable pending recipients of a campaign; return their ids.
+
+        ``FOR UPDATE SKIP LOCKED`` keeps two workers from claiming the same
+        rows at the same moment; the claim itself (this backend's pid and
+        start time, and a lease) is what keeps them apart after the commit.
+        """
+        self.env.flush_all()
+        self.env.cr.execute(SQL(
+            """
+            WITH me AS (
+                SELECT pid, backend_start AT TIME ZONE 'UTC' AS started
+                  FROM pg_stat_activity WHERE pid = pg_backend_pid()
+            )
+            UPDATE xrm_email_campaign_recipient r
+               SET claim_pid = me.pid,
+                   claim_backend_start = me.started,
+                   claim_expires_at = now() AT TIME ZONE 'UTC' + make_interval(secs => %(lease)s)
+              FROM me
+             WHERE r.id IN (
+                SELECT c.id FROM xrm_email_campaign_recipient c
+                 WHERE c.campaign_id = %(campaign)s
+                   AND c.state = 'pending'
+                   AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= now() AT TIME ZONE 'UTC')
+                   AND (c.claim_pid IS NULL
+                        OR c.claim_expires_at < now() AT TIME ZONE 'UTC'
+                        OR NOT EXISTS (
+                            SELECT 1 FROM pg_stat_activity a
+                             WHERE a.pid = c.claim_pid
+                               AND a.backend_start AT TIME ZONE 'UTC' = c.claim_backend_start))
+                 ORDER BY c.id
+                 LIMIT %(size)s
+                   FOR UPDATE SKIP LOCKED)
+            RETURNING r.id
+            """,
+            campaign=campaign_id,
+            size=size,
+            lease=lease_seconds,
+        ))
+        ids = sorted(row[0] for row in self.env.cr.fetchall())
+        self.invalidate_model(["claim_pid", "claim_backend_start", "claim_expires_at"])
+        return self.browse(ids)
+
+    def _set_outcome(self, **values):
+        """Write an outcome and drop the claim, in one UPDATE."""
+        assignments = [SQL("claim_pid = NULL, claim_backend_start = NULL, claim_expires_at = NULL"),
+                       SQL("write_date = now() AT TIME ZONE 'UTC'")]
+        for column, value in values.items():
+            assignments.append(SQL("%s = %s", SQL.identifier(column), value))
+        self.env.cr.execute(SQL(
+            "UPDATE xrm_email_campaign_recipient SET %s WHERE id = ANY(%s)",
+            SQL(", ").join(assignments),
+            self.ids,
+        ))
+        self.invalidate_recordset()
+
+    def _mark_sent(self, message_id):
+        campaign_link = self.env.ref("xrm_email_campaign.link_type_campaign_recipient")
+        self._set_outcome(
+            state="sent",
+            sent_at=fields.Datetime.now(),
+            message_id=message_id,
+            link_type_id=campaign_link.id,
+            error_message=None,
+            next_attempt_at=None,
+        )
+
+    def _mark_failed(self, reason):
+        self._set_outcome(state="failed", error_message=reason, next_attempt_at=None)
+
+    def _postpone(self, reason, attempt, retry_at):
+        self._set_outcome(error_message=reason, attempt_count=attempt, next_attempt_at=retry_at)
+
+    def _release_own_claims(self):
+        """Hand back the rows of this batch this worker claimed but did not process."""
+        if not self:
+            return
+        self.env.cr.execute(SQL(
+            """UPDATE xrm_email_campaign_recipient
+                  SET claim_pid = NULL, claim_backend_start = NULL, claim_expires_at = NULL
+                WHERE id = ANY(%s) AND claim_pid = pg_backend_pid()""",
+            self.ids,
+        ))
+        self.invalidate_recordset(["claim_pid", "claim_backend_start", "claim_expires_at"])
+
+    # -- rendering ------------------------------------------------------------------
+
+    def _template_values(self):
+        """The plain values a template may see about this recipient (see tools.rendering)."""
+        self.ensure_one()
+        partner = self.partner_id
+        return {
+            "name": partner.name,
+            "email": self.email,
+            "title": partner.title.name,
+            "company_name": partner.commercial_company_name or partner.company_name,
+            "street": partner.street,
+            "zip": partner.zip,
+            "city": partner.city,
+            "country": partner.country_id.name,
+            "phone": partner.phone,
+            "lang": partner.lang,
+        }

@@ -1,0 +1,2 @@
+from . import xrm_campaign_add_recipients
+from . import xrm_campaign_schedule
