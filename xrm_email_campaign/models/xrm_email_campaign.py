@@ -11,6 +11,7 @@ from odoo.tools.mail import email_domain_extract, email_normalize, formataddr
 
 from ..tools import delivery, report
 from ..tools.rendering import CampaignTemplate, TemplateRenderError, recipient_context
+from .xrm_email_campaign_recipient import execute_outcome, in_real_worker
 
 _logger = logging.getLogger(__name__)
 
@@ -18,11 +19,6 @@ _logger = logging.getLogger(__name__)
 # template before anything is sent (the context has the same keys for every
 # recipient, so a sample finds undefined variables as well as all of them).
 TEMPLATE_CHECK_SAMPLE = 1000
-
-
-def _auto_commit_allowed():
-    """Commits make outcomes durable in a real worker; tests must never commit."""
-    return not getattr(threading.current_thread(), "testing", False) and not modules.module.current_test
 
 
 class XrmEmailCampaign(models.Model):
@@ -150,7 +146,7 @@ class XrmEmailCampaign(models.Model):
                 )) from error
             finally:
                 campaign._close_smtp(smtp_session)
-            campaign.message_post(body=_(
+            campaign._message_log(body=_(
                 "Test e-mail sent to %(sender)s, rendered for %(recipient)s.",
                 sender=campaign.account_id.email_from, recipient=recipient.display_name,
             ))
@@ -207,7 +203,7 @@ class XrmEmailCampaign(models.Model):
             ))
             self.env["xrm.email.campaign.recipient"].invalidate_model(["state"])
             campaign.write({"state": "cancelled", "finished_at": fields.Datetime.now()})
-            campaign.message_post(body=_("Sending cancelled by %s.", self.env.user.name))
+            campaign._message_log(body=_("Sending cancelled by %s.", self.env.user.name))
         return True
 
     def action_resume(self):
@@ -224,7 +220,7 @@ class XrmEmailCampaign(models.Model):
             ))
             self.env["xrm.email.campaign.recipient"].invalidate_model(["state"])
             campaign.write({"state": "sending", "finished_at": False, "results_sent_at": False})
-            campaign.message_post(body=_("Sending resumed by %s.", self.env.user.name))
+            campaign._message_log(body=_("Sending resumed by %s.", self.env.user.name))
         self._sending_cron()._trigger()
         return self._action_open_status_tab()
 
@@ -322,7 +318,7 @@ class XrmEmailCampaign(models.Model):
             "finished_at": False,
             "results_sent_at": False,
         })
-        self.message_post(body=_("Sending started by %s.", (started_by or self.env.user).name))
+        self._message_log(body=_("Sending started by %s.", (started_by or self.env.user).name))
         self._sending_cron()._trigger()
 
     def _action_open_status_tab(self):
@@ -419,7 +415,7 @@ class XrmEmailCampaign(models.Model):
                 campaign._check_templates()
             except UserError as error:
                 campaign.write({"state": "draft"})
-                campaign.message_post(body=_("The delayed send could not start: %s", error))
+                campaign._message_log(body=_("The delayed send could not start: %s", error))
                 continue
             campaign._start_sending(started_by=campaign.started_by_id)
         if due:
@@ -548,7 +544,8 @@ class XrmEmailCampaign(models.Model):
     def _finish_if_complete(self):
         """Mark the campaign done once no recipient is pending (atomically, once)."""
         self.env.flush_all()
-        self.env.cr.execute(SQL(
+        self._commit()  # a fresh snapshot: a cancel or resume may just have changed the campaign
+        execute_outcome(self.env.cr, SQL(
             """UPDATE xrm_email_campaign SET state = 'done', finished_at = now() AT TIME ZONE 'UTC'
                 WHERE id = %s AND state = 'sending'
                   AND NOT EXISTS (SELECT 1 FROM xrm_email_campaign_recipient
@@ -588,13 +585,13 @@ class XrmEmailCampaign(models.Model):
         finally:
             self._close_smtp(smtp_session)
         self.write({"results_sent_at": fields.Datetime.now()})
-        self.message_post(body=_("Sending finished: %(sent)s sent, %(not_sent)s not sent. Results e-mailed to %(to)s.",
+        self._message_log(body=_("Sending finished: %(sent)s sent, %(not_sent)s not sent. Results e-mailed to %(to)s.",
                                  sent=self.sent_count, not_sent=self.not_sent_count, to=self.account_id.email_from))
         self._commit()
 
     def _commit(self):
         """Commit where a crash must not undo what was sent (see the class docstring)."""
-        if _auto_commit_allowed():
+        if in_real_worker():
             self.env.cr.commit()
 
     # -- restart ----------------------------------------------------------------
@@ -606,7 +603,7 @@ class XrmEmailCampaign(models.Model):
         poll; this is what makes an interrupted send resume by itself quickly.
         """
         super()._register_hook()
-        if not _auto_commit_allowed() or modules.module.current_test:
+        if not in_real_worker() or modules.module.current_test:
             return
         self.env.cr.execute("SELECT 1 FROM xrm_email_campaign WHERE state = 'sending' LIMIT 1")
         if self.env.cr.fetchone():

@@ -1,5 +1,36 @@
-from odoo import api, fields, models
+import threading
+
+from psycopg2.extensions import TransactionRollbackError
+
+from odoo import api, fields, models, modules
 from odoo.tools import SQL, create_index
+
+OUTCOME_ATTEMPTS = 5
+
+
+def in_real_worker():
+    """Commits make outcomes durable in a real worker; tests must never commit."""
+    return not getattr(threading.current_thread(), "testing", False) and not modules.module.current_test
+
+
+def execute_outcome(cr, query):
+    """Run a statement that records what happened to a mail, whatever else changed meanwhile.
+
+    Odoo's transactions are REPEATABLE READ: when a user cancels a send, the
+    rows of the batch being sent change under the worker, and updating them
+    in the worker's transaction fails with a serialization error. The mail
+    has gone out by then, so its outcome must be written anyway: the worker
+    commits after every message, so its transaction holds nothing else, and
+    rolling back to run the statement on a fresh snapshot loses nothing.
+    """
+    for attempt in range(1, OUTCOME_ATTEMPTS + 1):
+        try:
+            cr.execute(query, log_exceptions=False)
+            return
+        except TransactionRollbackError:
+            if attempt == OUTCOME_ATTEMPTS or not in_real_worker():
+                raise
+            cr.rollback()
 
 
 class XrmEmailCampaignRecipient(models.Model):
@@ -152,7 +183,7 @@ class XrmEmailCampaignRecipient(models.Model):
                        SQL("write_date = now() AT TIME ZONE 'UTC'")]
         for column, value in values.items():
             assignments.append(SQL("%s = %s", SQL.identifier(column), value))
-        self.env.cr.execute(SQL(
+        execute_outcome(self.env.cr, SQL(
             "UPDATE xrm_email_campaign_recipient SET %s WHERE id = ANY(%s)",
             SQL(", ").join(assignments),
             self.ids,
@@ -180,7 +211,7 @@ class XrmEmailCampaignRecipient(models.Model):
         """Hand back the rows of this batch this worker claimed but did not process."""
         if not self:
             return
-        self.env.cr.execute(SQL(
+        execute_outcome(self.env.cr, SQL(
             """UPDATE xrm_email_campaign_recipient
                   SET claim_pid = NULL, claim_backend_start = NULL, claim_expires_at = NULL
                 WHERE id = ANY(%s) AND claim_pid = pg_backend_pid()""",
