@@ -11,4 +11,4 @@ demo:
 ## ruff and pylint-odoo, as pre-commit runs them.
 lint:
 	ruff check . && ruff format --check . && \
-	pylint --rcfile=.pylintrc-mandatory xrm_email_campaign
+	pylint --rcfile=.pylintrc xrm_email_campaign

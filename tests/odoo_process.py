@@ -98,19 +98,40 @@ class OdooServer:
         self.starts += 1
         self.port = free_port() if self.starts > 1 else self.port
         command = [
-            sys.executable, "-m", "odoo",
-            "--database", self.dbname, "--db-filter", f"^{self.dbname}$", "--no-database-list",
-            "--addons-path", odoo_addons_path(),
-            "--http-interface", "127.0.0.1", "--http-port", str(self.port),
-            "--gevent-port", str(free_port()),
-            "--workers", str(self.workers), "--max-cron-threads", "1",
-            "--logfile", str(self.log_path), "--log-level", "info",
-            *db_args(), *self.extra_args,
+            sys.executable,
+            "-m",
+            "odoo",
+            "--database",
+            self.dbname,
+            "--db-filter",
+            f"^{self.dbname}$",
+            "--no-database-list",
+            "--addons-path",
+            odoo_addons_path(),
+            "--http-interface",
+            "127.0.0.1",
+            "--http-port",
+            str(self.port),
+            "--gevent-port",
+            str(free_port()),
+            "--workers",
+            str(self.workers),
+            "--max-cron-threads",
+            "1",
+            "--logfile",
+            str(self.log_path),
+            "--log-level",
+            "info",
+            *db_args(),
+            *self.extra_args,
         ]
         environment = {**os.environ, "TZ": "UTC", **self.env}
-        self.process = subprocess.Popen(  # noqa: S603 -- our own server, fixed arguments
-            command, env=environment, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(
+            command,
+            env=environment,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready(timeout)
         return self
@@ -156,8 +177,7 @@ class OdooServer:
 
     def logs(self):
         return "\n".join(
-            path.read_text(errors="replace")
-            for path in sorted(self.log_dir.glob(f"odoo-{self.dbname}-*.log"))
+            path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"odoo-{self.dbname}-*.log"))
         )
 
 

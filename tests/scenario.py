@@ -9,29 +9,55 @@ ACCOUNT_EMAIL = "campaigns@example.com"
 
 def create_campaign(server, sink, recipients, name="E2E campaign"):
     """An account on the sink, ``recipients`` partners linked to a new campaign; returns its id."""
-    mail_server = server.rpc("ir.mail_server", "create", {
-        "name": "E2E sink", "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_encryption": "none",
-    })
-    account = server.rpc("xrm.email.account", "create", {
-        "name": "E2E", "email_from": ACCOUNT_EMAIL, "mail_server_id": mail_server,
-    })
-    partner_ids = server.rpc("res.partner", "create", [
-        {"name": f"Recipient {index}", "email": f"r{index}@example.org"} for index in range(recipients)
-    ])
-    campaign = server.rpc("xrm.email.campaign", "create", {
-        "name": name, "account_id": account,
-        "subject": "Hello {{ recipient.first_name }}",
-        "body_html": "<p>Dear {{ recipient.name }}, this is {{ campaign.name }}.</p>",
-    })
+    mail_server = server.rpc(
+        "ir.mail_server",
+        "create",
+        {
+            "name": "E2E sink",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": sink.port,
+            "smtp_encryption": "none",
+        },
+    )
+    account = server.rpc(
+        "xrm.email.account",
+        "create",
+        {
+            "name": "E2E",
+            "email_from": ACCOUNT_EMAIL,
+            "mail_server_id": mail_server,
+        },
+    )
+    partner_ids = server.rpc(
+        "res.partner",
+        "create",
+        [{"name": f"Recipient {index}", "email": f"r{index}@example.org"} for index in range(recipients)],
+    )
+    campaign = server.rpc(
+        "xrm.email.campaign",
+        "create",
+        {
+            "name": name,
+            "account_id": account,
+            "subject": "Hello {{ recipient.first_name }}",
+            "body_html": "<p>Dear {{ recipient.name }}, this is {{ campaign.name }}.</p>",
+        },
+    )
     server.rpc("xrm.email.campaign", "add_partners", [campaign], partner_ids)
     return campaign
 
 
 def create_user(server, login, group):
-    return server.rpc("res.users", "create", {
-        "name": login.title(), "login": login, "password": login,
-        "groups_id": [(6, 0, [record_id(server, f"xrm_email_campaign.{group}")])],
-    })
+    return server.rpc(
+        "res.users",
+        "create",
+        {
+            "name": login.title(),
+            "login": login,
+            "password": login,
+            "groups_id": [(6, 0, [record_id(server, f"xrm_email_campaign.{group}")])],
+        },
+    )
 
 
 def record_id(server, xmlid):
@@ -42,10 +68,23 @@ def record_id(server, xmlid):
 
 def status(server, campaign, login="admin", password="admin"):
     return server.rpc(
-        "xrm.email.campaign", "read", [campaign],
-        ["state", "total_count", "sent_count", "failed_count", "pending_count", "progress",
-         "started_by_id", "started_at", "finished_at", "results_sent_at"],
-        login=login, password=password,
+        "xrm.email.campaign",
+        "read",
+        [campaign],
+        [
+            "state",
+            "total_count",
+            "sent_count",
+            "failed_count",
+            "pending_count",
+            "progress",
+            "started_by_id",
+            "started_at",
+            "finished_at",
+            "results_sent_at",
+        ],
+        login=login,
+        password=password,
     )[0]
 
 

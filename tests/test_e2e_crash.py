@@ -34,15 +34,21 @@ def test_kill9_mid_send_resumes_by_itself(odoo_server, smtp_sink, e2e_database, 
 
     restarted_at = time.monotonic()
     server.start()
-    wait_for(lambda: len(smtp_sink.handler.snapshot()) > delivered_before_restart, timeout=60, interval=0.2,
-             message="sending resumed after the restart")
+    wait_for(
+        lambda: len(smtp_sink.handler.snapshot()) > delivered_before_restart,
+        timeout=60,
+        interval=0.2,
+        message="sending resumed after the restart",
+    )
     resumed_after = time.monotonic() - restarted_at
     wait_for(lambda: status(server, campaign)["state"] == "done", timeout=180, message="campaign done")
 
     by_address, lost, duplicates = deliveries(smtp_sink, recipients)
-    print(f"kill -9 ({'threaded' if not workers else f'{workers} workers'}): delivered before kill "
-          f"{delivered_before_restart}, resumed {resumed_after:.1f}s after restart, lost {len(lost)}, "
-          f"duplicates {duplicates}")
+    print(
+        f"kill -9 ({'threaded' if not workers else f'{workers} workers'}): delivered before kill "
+        f"{delivered_before_restart}, resumed {resumed_after:.1f}s after restart, lost {len(lost)}, "
+        f"duplicates {duplicates}"
+    )
     assert lost == set()
     assert duplicates <= 1, "at most one duplicate per crash per worker (one cron worker here)"
     for address, message_ids in by_address.items():
@@ -64,8 +70,10 @@ def test_10000_recipients_under_default_limits(odoo_server, smtp_sink, workers):
     elapsed = time.monotonic() - started
 
     by_address, lost, duplicates = deliveries(smtp_sink, recipients)
-    print(f"10,000 recipients ({'threaded' if not workers else f'{workers} workers'}): {elapsed:.1f}s, "
-          f"{recipients / elapsed:.0f} mails/s, lost {len(lost)}, duplicates {duplicates}")
+    print(
+        f"10,000 recipients ({'threaded' if not workers else f'{workers} workers'}): {elapsed:.1f}s, "
+        f"{recipients / elapsed:.0f} mails/s, lost {len(lost)}, duplicates {duplicates}"
+    )
     assert (len(lost), duplicates) == (0, 0)
     logs = server.logs()
     assert "Job 'E-mail campaigns: send'" in logs, "the cron reported its progress"

@@ -78,8 +78,11 @@ def test_delayed_send_is_picked_up_by_the_cron(odoo_server, smtp_sink):
     def tick():
         before = server.rpc("ir.cron", "read", [cron], ["lastcall"])[0]["lastcall"]
         server.rpc("ir.cron", "write", [cron], {"nextcall": "2000-01-01 00:00:00"})
-        wait_for(lambda: server.rpc("ir.cron", "read", [cron], ["lastcall"])[0]["lastcall"] != before,
-                 timeout=90, message="cron tick")
+        wait_for(
+            lambda: server.rpc("ir.cron", "read", [cron], ["lastcall"])[0]["lastcall"] != before,
+            timeout=90,
+            message="cron tick",
+        )
 
     later = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + 3600))
     server.rpc("xrm.email.campaign", "write", [campaign], {"scheduled_at": later})

@@ -1,7 +1,6 @@
 {
     "name": "xRM E-mail Campaigns",
-    "summary": "Test and send e-mail campaigns in the background, crash-safe, "
-    "with live status, cancel and resume",
+    "summary": "Test and send e-mail campaigns in the background, crash-safe, with live status, cancel and resume",
     "version": "18.0.1.0.0",
     "category": "Marketing/Email Marketing",
     "website": "https://github.com/xrm-email-campaign/xrm_email_campaign",
@@ -31,6 +30,5 @@
             "xrm_email_campaign/static/src/js/*.js",
         ],
     },
-    "installable": True,
     "application": True,
 }

@@ -37,6 +37,9 @@ class XrmEmailAccount(models.Model):
         for account in self:
             if not email_normalize(account.email_from):
                 raise ValidationError(
-                    self.env._("The sender '%(sender)s' of account '%(account)s' is not a valid e-mail address.",
-                               sender=account.email_from, account=account.name)
+                    self.env._(
+                        "The sender '%(sender)s' of account '%(account)s' is not a valid e-mail address.",
+                        sender=account.email_from,
+                        account=account.name,
+                    )
                 )

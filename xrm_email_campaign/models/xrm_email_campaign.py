@@ -4,7 +4,7 @@ import threading
 import time
 from datetime import timedelta
 
-from odoo import _, api, fields, models, modules
+from odoo import api, fields, models, modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 from odoo.tools.mail import email_domain_extract, email_normalize, formataddr
@@ -74,7 +74,9 @@ class XrmEmailCampaign(models.Model):
     started_at = fields.Datetime(readonly=True, copy=False)
     finished_at = fields.Datetime(readonly=True, copy=False)
     results_sent_at = fields.Datetime(
-        "Results e-mail sent", readonly=True, copy=False,
+        "Results e-mail sent",
+        readonly=True,
+        copy=False,
         help="Set once the results e-mail went out, so it is sent once even across a crash.",
     )
     total_count = fields.Integer("Total recipients", compute="_compute_counts")
@@ -94,11 +96,13 @@ class XrmEmailCampaign(models.Model):
         counts = {}
         if self.ids:
             self.env["xrm.email.campaign.recipient"].flush_model(["campaign_id", "state"])
-            self.env.cr.execute(SQL(
-                """SELECT campaign_id, state, count(*) FROM xrm_email_campaign_recipient
+            self.env.cr.execute(
+                SQL(
+                    """SELECT campaign_id, state, count(*) FROM xrm_email_campaign_recipient
                     WHERE campaign_id = ANY(%s) GROUP BY campaign_id, state""",
-                self.ids,
-            ))
+                    self.ids,
+                )
+            )
             for campaign_id, state, count in self.env.cr.fetchall():
                 counts.setdefault(campaign_id, {})[state] = count
         for campaign in self:
@@ -119,13 +123,13 @@ class XrmEmailCampaign(models.Model):
     def _check_subject_one_line(self):
         for campaign in self:
             if campaign.subject and ("\r" in campaign.subject or "\n" in campaign.subject):
-                raise ValidationError(_("The subject of campaign '%s' must be one line.", campaign.name))
+                raise ValidationError(self.env._("The subject of campaign '%s' must be one line.", campaign.name))
 
     # -- buttons --------------------------------------------------------------
 
     def action_send_test(self):
         """Render the mail for a random linked recipient and send it to the account's sender only."""
-        self._check_edit_rights(_("send a test e-mail"))
+        self._check_edit_rights(self.env._("send a test e-mail"))
         for campaign in self:
             recipient = campaign._random_recipient_with_address()
             template = campaign._compile_template()
@@ -134,27 +138,36 @@ class XrmEmailCampaign(models.Model):
             try:
                 smtp_session = campaign._connect_smtp()
                 campaign._send_message(
-                    smtp_session, campaign.account_id.email_from, _("[TEST] %s", subject), body,
+                    smtp_session,
+                    campaign.account_id.email_from,
+                    self.env._("[TEST] %s", subject),
+                    body,
                 )
             except UserError:
                 raise
-            except Exception as error:  # noqa: BLE001 -- shown to the user with its reason
-                raise UserError(_(
-                    "The test e-mail of campaign '%(campaign)s' could not be sent to %(sender)s: %(reason)s",
-                    campaign=campaign.name, sender=campaign.account_id.email_from,
-                    reason=delivery.classify_smtp_error(error).reason,
-                )) from error
+            except Exception as error:
+                raise UserError(
+                    self.env._(
+                        "The test e-mail of campaign '%(campaign)s' could not be sent to %(sender)s: %(reason)s",
+                        campaign=campaign.name,
+                        sender=campaign.account_id.email_from,
+                        reason=delivery.classify_smtp_error(error).reason,
+                    )
+                ) from error
             finally:
                 campaign._close_smtp(smtp_session)
-            campaign._message_log(body=_(
-                "Test e-mail sent to %(sender)s, rendered for %(recipient)s.",
-                sender=campaign.account_id.email_from, recipient=recipient.display_name,
-            ))
+            campaign._message_log(
+                body=self.env._(
+                    "Test e-mail sent to %(sender)s, rendered for %(recipient)s.",
+                    sender=campaign.account_id.email_from,
+                    recipient=recipient.display_name,
+                )
+            )
         return True
 
     def action_send_now(self):
         """Start sending in the background and open the Status tab; returns at once."""
-        self._check_edit_rights(_("send a campaign"))
+        self._check_edit_rights(self.env._("send a campaign"))
         for campaign in self:
             campaign._check_can_start()
             campaign._start_sending()
@@ -162,10 +175,10 @@ class XrmEmailCampaign(models.Model):
 
     def action_schedule(self):
         """Send later: the cron picks the campaign up once ``scheduled_at`` has passed."""
-        self._check_edit_rights(_("schedule a campaign"))
+        self._check_edit_rights(self.env._("schedule a campaign"))
         for campaign in self:
             if not campaign.scheduled_at or campaign.scheduled_at <= fields.Datetime.now():
-                raise UserError(_("Set a sending time in the future for campaign '%s'.", campaign.name))
+                raise UserError(self.env._("Set a sending time in the future for campaign '%s'.", campaign.name))
             campaign._check_can_start(allowed_states=("draft", "scheduled"))
             campaign.write({"state": "scheduled", "started_by_id": self.env.uid})
             self._sending_cron()._trigger(campaign.scheduled_at)
@@ -173,11 +186,15 @@ class XrmEmailCampaign(models.Model):
 
     def action_unschedule(self):
         """Deactivate a delayed send that has not started: back to draft."""
-        self._check_edit_rights(_("deactivate a delayed send"))
+        self._check_edit_rights(self.env._("deactivate a delayed send"))
         not_scheduled = self.filtered(lambda c: c.state != "scheduled")
         if not_scheduled:
-            raise UserError(_("Only a scheduled campaign that has not started can be deactivated: %s",
-                              ", ".join(not_scheduled.mapped("name"))))
+            raise UserError(
+                self.env._(
+                    "Only a scheduled campaign that has not started can be deactivated: %s",
+                    ", ".join(not_scheduled.mapped("name")),
+                )
+            )
         self.write({"state": "draft"})
         return True
 
@@ -185,7 +202,7 @@ class XrmEmailCampaign(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Send later"),
+            "name": self.env._("Send later"),
             "res_model": "xrm.campaign.schedule",
             "view_mode": "form",
             "target": "new",
@@ -194,33 +211,38 @@ class XrmEmailCampaign(models.Model):
 
     def action_cancel(self):
         """Stop a running send: workers check the state before every message."""
-        self._check_edit_rights(_("cancel a send"))
+        self._check_edit_rights(self.env._("cancel a send"))
         for campaign in self.filtered(lambda c: c.state == "sending"):
-            self.env.cr.execute(SQL(
-                """UPDATE xrm_email_campaign_recipient SET state = 'cancelled', next_attempt_at = NULL
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE xrm_email_campaign_recipient SET state = 'cancelled', next_attempt_at = NULL
                     WHERE campaign_id = %s AND state = 'pending'""",
-                campaign.id,
-            ))
+                    campaign.id,
+                )
+            )
             self.env["xrm.email.campaign.recipient"].invalidate_model(["state"])
             campaign.write({"state": "cancelled", "finished_at": fields.Datetime.now()})
-            campaign._message_log(body=_("Sending cancelled by %s.", self.env.user.name))
+            campaign._message_log(body=self.env._("Sending cancelled by %s.", self.env.user.name))
         return True
 
     def action_resume(self):
         """Continue a cancelled or interrupted send with the recipients not sent yet."""
-        self._check_edit_rights(_("resume a send"))
+        self._check_edit_rights(self.env._("resume a send"))
         for campaign in self:
             if campaign.state not in ("cancelled", "sending"):
-                raise UserError(_("Only a cancelled or interrupted send can be resumed (campaign '%s').",
-                                  campaign.name))
-            self.env.cr.execute(SQL(
-                """UPDATE xrm_email_campaign_recipient SET state = 'pending'
+                raise UserError(
+                    self.env._("Only a cancelled or interrupted send can be resumed (campaign '%s').", campaign.name)
+                )
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE xrm_email_campaign_recipient SET state = 'pending'
                     WHERE campaign_id = %s AND state = 'cancelled'""",
-                campaign.id,
-            ))
+                    campaign.id,
+                )
+            )
             self.env["xrm.email.campaign.recipient"].invalidate_model(["state"])
             campaign.write({"state": "sending", "finished_at": False, "results_sent_at": False})
-            campaign._message_log(body=_("Sending resumed by %s.", self.env.user.name))
+            campaign._message_log(body=self.env._("Sending resumed by %s.", self.env.user.name))
         self._sending_cron()._trigger()
         return self._action_open_status_tab()
 
@@ -228,7 +250,7 @@ class XrmEmailCampaign(models.Model):
         self.ensure_one()
         return {
             "type": "ir.actions.act_window",
-            "name": _("Add recipients"),
+            "name": self.env._("Add recipients"),
             "res_model": "xrm.campaign.add.recipients",
             "view_mode": "form",
             "target": "new",
@@ -244,36 +266,45 @@ class XrmEmailCampaign(models.Model):
         seconds, not the minutes of creating records one by one.
         """
         self.ensure_one()
-        self._check_edit_rights(_("add recipients"))
+        self._check_edit_rights(self.env._("add recipients"))
         self.check_access("write")
         if self.state in ("sending", "done"):
-            raise UserError(_("Recipients cannot be added to campaign '%s' while it is %s.",
-                              self.name, dict(self._fields["state"].selection)[self.state]))
+            raise UserError(
+                self.env._(
+                    "Recipients cannot be added to campaign '%(campaign)s' while it is %(state)s.",
+                    campaign=self.name,
+                    state=dict(self._fields["state"].selection)[self.state],
+                )
+            )
         partners = self.env["res.partner"].browse(partner_ids)
         partners.check_access("read")
         return self.env["xrm.email.campaign.recipient"]._link_partners(self, partner_ids)
 
     def _check_edit_rights(self, what):
         if not self.env.user.has_group("xrm_email_campaign.group_campaign_user"):
-            raise AccessError(_(
-                "You need Edit rights on e-mail campaigns (group 'E-mail Campaigns / User (Edit)') "
-                "to %(what)s. Please contact your administrator.", what=what,
-            ))
+            raise AccessError(
+                self.env._(
+                    "You need Edit rights on e-mail campaigns (group 'E-mail Campaigns / User (Edit)') "
+                    "to %(what)s. Please contact your administrator.",
+                    what=what,
+                )
+            )
         self.check_access("write")
 
     def _check_can_start(self, allowed_states=("draft", "scheduled")):
         self.ensure_one()
         if self.state not in allowed_states:
-            raise UserError(_("Campaign '%s' has already been sent or is being sent.", self.name))
+            raise UserError(self.env._("Campaign '%s' has already been sent or is being sent.", self.name))
         if not self.recipient_ids:
-            raise UserError(_("Campaign '%s' has no recipients.", self.name))
+            raise UserError(self.env._("Campaign '%s' has no recipients.", self.name))
         self._check_templates()
 
     def _check_templates(self):
         """Render the templates for a sample of recipients; a broken template stops the start."""
         template = self._compile_template()
         recipients = self.env["xrm.email.campaign.recipient"].search(
-            [("campaign_id", "=", self.id), ("state", "=", "pending")], limit=TEMPLATE_CHECK_SAMPLE,
+            [("campaign_id", "=", self.id), ("state", "=", "pending")],
+            limit=TEMPLATE_CHECK_SAMPLE,
         )
         for recipient in recipients:
             self._render_for(template, recipient)
@@ -282,7 +313,9 @@ class XrmEmailCampaign(models.Model):
         try:
             return CampaignTemplate(self.subject, self.body_html)
         except TemplateRenderError as error:
-            raise UserError(_("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)) from error
+            raise UserError(
+                self.env._("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)
+            ) from error
 
     def _render_for(self, template, recipient):
         context = recipient_context(
@@ -294,31 +327,38 @@ class XrmEmailCampaign(models.Model):
         try:
             return template.render(context, recipient_label=recipient.display_name)
         except TemplateRenderError as error:
-            raise UserError(_("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)) from error
+            raise UserError(
+                self.env._("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)
+            ) from error
 
     def _random_recipient_with_address(self):
         self.ensure_one()
         self.env["xrm.email.campaign.recipient"].flush_model()
-        self.env.cr.execute(SQL(
-            """SELECT id FROM xrm_email_campaign_recipient
+        self.env.cr.execute(
+            SQL(
+                """SELECT id FROM xrm_email_campaign_recipient
                 WHERE campaign_id = %s AND email IS NOT NULL AND email != ''""",
-            self.id,
-        ))
+                self.id,
+            )
+        )
         ids = [row[0] for row in self.env.cr.fetchall()]
         if not ids:
-            raise UserError(_("Campaign '%s' has no recipient with an e-mail address to render the test from.",
-                              self.name))
+            raise UserError(
+                self.env._("Campaign '%s' has no recipient with an e-mail address to render the test from.", self.name)
+            )
         return self.env["xrm.email.campaign.recipient"].browse(random.choice(ids))
 
     def _start_sending(self, started_by=None):
-        self.write({
-            "state": "sending",
-            "started_by_id": (started_by or self.env.user).id,
-            "started_at": fields.Datetime.now(),
-            "finished_at": False,
-            "results_sent_at": False,
-        })
-        self._message_log(body=_("Sending started by %s.", (started_by or self.env.user).name))
+        self.write(
+            {
+                "state": "sending",
+                "started_by_id": (started_by or self.env.user).id,
+                "started_at": fields.Datetime.now(),
+                "finished_at": False,
+                "results_sent_at": False,
+            }
+        )
+        self._message_log(body=self.env._("Sending started by %s.", (started_by or self.env.user).name))
         self._sending_cron()._trigger()
 
     def _action_open_status_tab(self):
@@ -341,8 +381,13 @@ class XrmEmailCampaign(models.Model):
     def _connect_smtp(self):
         """One SMTP session through Odoo's mail stack: the account's server or Odoo's default."""
         account = self.account_id
-        return self.env["ir.mail_server"].sudo().connect(
-            mail_server_id=account.mail_server_id.id or None, smtp_from=account.email_from,
+        return (
+            self.env["ir.mail_server"]
+            .sudo()
+            .connect(
+                mail_server_id=account.mail_server_id.id or None,
+                smtp_from=account.email_from,
+            )
         )
 
     @staticmethod
@@ -351,7 +396,7 @@ class XrmEmailCampaign(models.Model):
             return
         try:
             smtp_session.quit()
-        except Exception:  # noqa: BLE001 -- the session may already be gone; nothing to save
+        except Exception:
             _logger.debug("SMTP session already closed", exc_info=True)
 
     def _send_message(self, smtp_session, email_to, subject, body, message_id=None):
@@ -367,7 +412,9 @@ class XrmEmailCampaign(models.Model):
             headers={"X-XRM-Campaign": str(self.id)},
         )
         return mail_server.send_email(
-            message, mail_server_id=account.mail_server_id.id or None, smtp_session=smtp_session,
+            message,
+            mail_server_id=account.mail_server_id.id or None,
+            smtp_session=smtp_session,
         )
 
     # -- the sending engine (cron) ----------------------------------------------
@@ -415,7 +462,7 @@ class XrmEmailCampaign(models.Model):
                 campaign._check_templates()
             except UserError as error:
                 campaign.write({"state": "draft"})
-                campaign._message_log(body=_("The delayed send could not start: %s", error))
+                campaign._message_log(body=self.env._("The delayed send could not start: %s", error))
                 continue
             campaign._start_sending(started_by=campaign.started_by_id)
         if due:
@@ -462,13 +509,13 @@ class XrmEmailCampaign(models.Model):
         """Send one recipient's mail and record the outcome; return the failure, if any."""
         email = email_normalize(recipient.email or "")
         if not recipient.email:
-            recipient._mark_failed(_("No e-mail address"))
+            recipient._mark_failed(self.env._("No e-mail address"))
             return None
         if not email:
-            recipient._mark_failed(_("Invalid e-mail address: %s", recipient.email))
+            recipient._mark_failed(self.env._("Invalid e-mail address: %s", recipient.email))
             return None
         if template is None:
-            recipient._mark_failed(_("The campaign template does not compile"))
+            recipient._mark_failed(self.env._("The campaign template does not compile"))
             return None
         try:
             subject, body = self._render_for(template, recipient)
@@ -479,7 +526,11 @@ class XrmEmailCampaign(models.Model):
         message_id = report.campaign_message_id(database_uuid, self.id, recipient.id, domain)
         try:
             self._send_message(
-                smtp_session, formataddr((recipient.partner_id.name or "", email)), subject, body, message_id,
+                smtp_session,
+                formataddr((recipient.partner_id.name or "", email)),
+                subject,
+                body,
+                message_id,
             )
         except Exception as error:  # noqa: BLE001 -- every SMTP outcome is recorded, none is lost
             failure = delivery.classify_smtp_error(error)
@@ -494,8 +545,9 @@ class XrmEmailCampaign(models.Model):
             return
         attempt = recipient.attempt_count + 1
         if delivery.gives_up(attempt):
-            recipient._mark_failed(_("%(reason)s (gave up after %(count)s tries)",
-                                     reason=failure.reason, count=attempt))
+            recipient._mark_failed(
+                self.env._("%(reason)s (gave up after %(count)s tries)", reason=failure.reason, count=attempt)
+            )
             return
         retry_at = fields.Datetime.now() + timedelta(seconds=delivery.retry_delay(attempt))
         recipient._postpone(failure.reason, attempt, retry_at)
@@ -519,24 +571,28 @@ class XrmEmailCampaign(models.Model):
 
     def _count_sendable(self):
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """SELECT count(*) FROM xrm_email_campaign_recipient r
+        self.env.cr.execute(
+            SQL(
+                """SELECT count(*) FROM xrm_email_campaign_recipient r
                  JOIN xrm_email_campaign c ON c.id = r.campaign_id
                 WHERE c.state = 'sending' AND r.state = 'pending'
                   AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= now() AT TIME ZONE 'UTC')"""
-        ))
+            )
+        )
         return self.env.cr.fetchone()[0]
 
     def _trigger_next_retry(self, cron):
         """Come back when the earliest postponed recipient or foreign claim may be taken."""
-        self.env.cr.execute(SQL(
-            """SELECT min(GREATEST(r.next_attempt_at, r.claim_expires_at))
+        self.env.cr.execute(
+            SQL(
+                """SELECT min(GREATEST(r.next_attempt_at, r.claim_expires_at))
                  FROM xrm_email_campaign_recipient r
                  JOIN xrm_email_campaign c ON c.id = r.campaign_id
                 WHERE c.state = 'sending' AND r.state = 'pending'
                   AND (r.next_attempt_at > now() AT TIME ZONE 'UTC'
                        OR r.claim_expires_at > now() AT TIME ZONE 'UTC')"""
-        ))
+            )
+        )
         next_at = self.env.cr.fetchone()[0]
         if next_at:
             cron._trigger(next_at)
@@ -545,14 +601,18 @@ class XrmEmailCampaign(models.Model):
         """Mark the campaign done once no recipient is pending (atomically, once)."""
         self.env.flush_all()
         self._commit()  # a fresh snapshot: a cancel or resume may just have changed the campaign
-        execute_outcome(self.env.cr, SQL(
-            """UPDATE xrm_email_campaign SET state = 'done', finished_at = now() AT TIME ZONE 'UTC'
+        execute_outcome(
+            self.env.cr,
+            SQL(
+                """UPDATE xrm_email_campaign SET state = 'done', finished_at = now() AT TIME ZONE 'UTC'
                 WHERE id = %s AND state = 'sending'
                   AND NOT EXISTS (SELECT 1 FROM xrm_email_campaign_recipient
                                    WHERE campaign_id = %s AND state = 'pending')
             RETURNING id""",
-            self.id, self.id,
-        ))
+                self.id,
+                self.id,
+            ),
+        )
         if self.env.cr.fetchone():
             self.invalidate_recordset(["state", "finished_at"])
             self._commit()
@@ -568,31 +628,45 @@ class XrmEmailCampaign(models.Model):
 
     def _send_results_mail(self):
         self.ensure_one()
-        failures = self.env["xrm.email.campaign.recipient"].sudo().search(
-            [("campaign_id", "=", self.id), ("state", "=", "failed")], limit=10000,
+        failures = (
+            self.env["xrm.email.campaign.recipient"]
+            .sudo()
+            .search(
+                [("campaign_id", "=", self.id), ("state", "=", "failed")],
+                limit=10000,
+            )
         )
         subject, body = report.results_mail(
-            self.name, self.sent_count, self.failed_count, self.cancelled_count,
+            self.name,
+            self.sent_count,
+            self.failed_count,
+            self.cancelled_count,
             report.failure_reasons(failures.mapped("error_message")),
         )
         smtp_session = None
         try:
             smtp_session = self._connect_smtp()
             self._send_message(smtp_session, self.account_id.email_from, subject, body)
-        except Exception:  # noqa: BLE001 -- retried by the next cron run; the send itself is complete
+        except Exception:
             _logger.warning("Results e-mail of campaign %s could not be sent yet", self.id, exc_info=True)
             return
         finally:
             self._close_smtp(smtp_session)
         self.write({"results_sent_at": fields.Datetime.now()})
-        self._message_log(body=_("Sending finished: %(sent)s sent, %(not_sent)s not sent. Results e-mailed to %(to)s.",
-                                 sent=self.sent_count, not_sent=self.not_sent_count, to=self.account_id.email_from))
+        self._message_log(
+            body=self.env._(
+                "Sending finished: %(sent)s sent, %(not_sent)s not sent. Results e-mailed to %(to)s.",
+                sent=self.sent_count,
+                not_sent=self.not_sent_count,
+                to=self.account_id.email_from,
+            )
+        )
         self._commit()
 
     def _commit(self):
         """Commit where a crash must not undo what was sent (see the class docstring)."""
         if in_real_worker():
-            self.env.cr.commit()
+            self.env.cr.commit()  # pylint: disable=invalid-commit
 
     # -- restart ----------------------------------------------------------------
 
@@ -608,7 +682,10 @@ class XrmEmailCampaign(models.Model):
         self.env.cr.execute("SELECT 1 FROM xrm_email_campaign WHERE state = 'sending' LIMIT 1")
         if self.env.cr.fetchone():
             threading.Thread(
-                target=_wake_cron_when_ready, args=(self.env.cr.dbname,), name="xrm-campaign-resume", daemon=True,
+                target=_wake_cron_when_ready,
+                args=(self.env.cr.dbname,),
+                name="xrm-campaign-resume",
+                daemon=True,
             ).start()
 
 
@@ -637,5 +714,5 @@ def _wake_cron_when_ready(dbname, wait_seconds=120, renotify=(3, 10, 20)):
             previous = after
             with registry.cursor() as cr:
                 api.Environment(cr, SUPERUSER_ID, {}).ref("xrm_email_campaign.ir_cron_send_campaigns")._notifydb()
-    except Exception:  # noqa: BLE001 -- best effort: the 5-minute cron resumes the send anyway
+    except Exception:
         _logger.warning("Could not wake the campaign cron after restart", exc_info=True)

@@ -64,7 +64,6 @@ class XrmEmailCampaignRecipient(models.Model):
     company_id = fields.Many2one(related="campaign_id.company_id", store=True)
     link_type_id = fields.Many2one(
         "xrm.link.type",
-        "Link Type",
         required=True,
         default=lambda self: self.env.ref("xrm_email_campaign.link_type_unspecified"),
     )
@@ -83,7 +82,11 @@ class XrmEmailCampaignRecipient(models.Model):
     claim_expires_at = fields.Datetime(readonly=True, copy=False)
 
     _sql_constraints = [
-        ("campaign_partner_unique", "unique(campaign_id, partner_id)", "This contact is already linked to the campaign."),
+        (
+            "campaign_partner_unique",
+            "unique(campaign_id, partner_id)",
+            "This contact is already linked to the campaign.",
+        ),
     ]
 
     def init(self):
@@ -109,8 +112,9 @@ class XrmEmailCampaignRecipient(models.Model):
         """Insert one link per partner not linked yet, in one statement; return how many."""
         self.flush_model()
         unspecified = self.env.ref("xrm_email_campaign.link_type_unspecified")
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             INSERT INTO xrm_email_campaign_recipient
                 (campaign_id, partner_id, email, company_id, link_type_id, state, attempt_count,
                  create_uid, write_uid, create_date, write_date)
@@ -120,12 +124,13 @@ class XrmEmailCampaignRecipient(models.Model):
              WHERE p.id = ANY(%(partners)s)
             ON CONFLICT (campaign_id, partner_id) DO NOTHING
             """,
-            campaign=campaign.id,
-            company=campaign.company_id.id,
-            link_type=unspecified.id,
-            uid=self.env.uid,
-            partners=list(partner_ids),
-        ))
+                campaign=campaign.id,
+                company=campaign.company_id.id,
+                link_type=unspecified.id,
+                uid=self.env.uid,
+                partners=list(partner_ids),
+            )
+        )
         added = self.env.cr.rowcount
         self.invalidate_model()
         campaign.invalidate_recordset(["recipient_ids"])
@@ -142,8 +147,9 @@ class XrmEmailCampaignRecipient(models.Model):
         start time, and a lease) is what keeps them apart after the commit.
         """
         self.env.flush_all()
-        self.env.cr.execute(SQL(
-            """
+        self.env.cr.execute(
+            SQL(
+                """
             WITH me AS (
                 SELECT pid, backend_start AT TIME ZONE 'UTC' AS started
                   FROM pg_stat_activity WHERE pid = pg_backend_pid()
@@ -169,25 +175,31 @@ class XrmEmailCampaignRecipient(models.Model):
                    FOR UPDATE SKIP LOCKED)
             RETURNING r.id
             """,
-            campaign=campaign_id,
-            size=size,
-            lease=lease_seconds,
-        ))
+                campaign=campaign_id,
+                size=size,
+                lease=lease_seconds,
+            )
+        )
         ids = sorted(row[0] for row in self.env.cr.fetchall())
         self.invalidate_model(["claim_pid", "claim_backend_start", "claim_expires_at"])
         return self.browse(ids)
 
     def _set_outcome(self, **values):
         """Write an outcome and drop the claim, in one UPDATE."""
-        assignments = [SQL("claim_pid = NULL, claim_backend_start = NULL, claim_expires_at = NULL"),
-                       SQL("write_date = now() AT TIME ZONE 'UTC'")]
+        assignments = [
+            SQL("claim_pid = NULL, claim_backend_start = NULL, claim_expires_at = NULL"),
+            SQL("write_date = now() AT TIME ZONE 'UTC'"),
+        ]
         for column, value in values.items():
             assignments.append(SQL("%s = %s", SQL.identifier(column), value))
-        execute_outcome(self.env.cr, SQL(
-            "UPDATE xrm_email_campaign_recipient SET %s WHERE id = ANY(%s)",
-            SQL(", ").join(assignments),
-            self.ids,
-        ))
+        execute_outcome(
+            self.env.cr,
+            SQL(
+                "UPDATE xrm_email_campaign_recipient SET %s WHERE id = ANY(%s)",
+                SQL(", ").join(assignments),
+                self.ids,
+            ),
+        )
         self.invalidate_recordset()
 
     def _mark_sent(self, message_id):
@@ -211,12 +223,15 @@ class XrmEmailCampaignRecipient(models.Model):
         """Hand back the rows of this batch this worker claimed but did not process."""
         if not self:
             return
-        execute_outcome(self.env.cr, SQL(
-            """UPDATE xrm_email_campaign_recipient
+        execute_outcome(
+            self.env.cr,
+            SQL(
+                """UPDATE xrm_email_campaign_recipient
                   SET claim_pid = NULL, claim_backend_start = NULL, claim_expires_at = NULL
                 WHERE id = ANY(%s) AND claim_pid = pg_backend_pid()""",
-            self.ids,
-        ))
+                self.ids,
+            ),
+        )
         self.invalidate_recordset(["claim_pid", "claim_backend_start", "claim_expires_at"])
 
     # -- rendering ------------------------------------------------------------------

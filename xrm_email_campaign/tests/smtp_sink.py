@@ -15,11 +15,15 @@ import argparse
 import asyncio
 import email
 import email.policy
+import logging
 import pathlib
 import threading
 import time
 
 from aiosmtpd.controller import Controller
+
+# aiosmtpd logs every SMTP command at INFO; thousands of mails would drown the test output.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class RecordingHandler:
@@ -36,9 +40,9 @@ class RecordingHandler:
         if self.refuse_all:
             return self.refuse_all
         if "reject" in local:
-            return "550 5.1.1 <%s>: mailbox unavailable" % address
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
         if "tempfail" in local and self.tempfail_enabled:
-            return "451 4.3.0 <%s>: try again later" % address
+            return f"451 4.3.0 <{address}>: try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -111,7 +115,7 @@ def main():
     parser.add_argument("--dir", default="var/mails", help="folder that keeps every mail as a .eml file")
     args = parser.parse_args()
     sink = SmtpSink(args.port, args.dir).start()
-    print(f"SMTP catcher on 127.0.0.1:{sink.port}, mails kept in {args.dir}", flush=True)
+    print(f"SMTP catcher on 127.0.0.1:{sink.port}, mails kept in {args.dir}", flush=True)  # pylint: disable=print-used
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -13,8 +13,10 @@ class TestCampaignLinks(XrmCampaignCase):
         self.assertEqual(campaign.add_partners(partners.ids), 1, "only the one not linked yet")
         self.assertEqual(campaign.total_count, 4)
         self.assertEqual(campaign.recipient_ids.partner_id, partners)
-        self.assertEqual(set(campaign.recipient_ids.mapped("link_type_id")),
-                         {self.env.ref("xrm_email_campaign.link_type_unspecified")})
+        self.assertEqual(
+            set(campaign.recipient_ids.mapped("link_type_id")),
+            {self.env.ref("xrm_email_campaign.link_type_unspecified")},
+        )
         self.assertEqual(campaign.recipient_ids.mapped("email"), partners.mapped("email"))
         self.assertEqual(set(campaign.recipient_ids.mapped("state")), {"pending"})
 
@@ -35,9 +37,15 @@ class TestCampaignLinks(XrmCampaignCase):
     def test_add_from_contacts_list_with_selected_partners(self):
         partners = self._create_partners(3)
         campaign = self._create_campaign()
-        wizard = self.env["xrm.campaign.add.recipients"].with_user(self.user_editor).with_context(
-            active_model="res.partner", active_ids=partners[:2].ids,
-        ).create({"campaign_id": campaign.id})
+        wizard = (
+            self.env["xrm.campaign.add.recipients"]
+            .with_user(self.user_editor)
+            .with_context(
+                active_model="res.partner",
+                active_ids=partners[:2].ids,
+            )
+            .create({"campaign_id": campaign.id})
+        )
         self.assertEqual(wizard.partner_ids, partners[:2])
         wizard.action_add()
         self.assertEqual(campaign.recipient_ids.partner_id, partners[:2])
@@ -46,9 +54,13 @@ class TestCampaignLinks(XrmCampaignCase):
         self._create_partners(3, prefix="lyonnais", city="Lyon")
         self._create_partners(2, prefix="parisien", city="Paris")
         campaign = self._create_campaign()
-        wizard = self.env["xrm.campaign.add.recipients"].create({
-            "campaign_id": campaign.id, "selection_mode": "filter", "partner_domain": "[('city', '=', 'Lyon')]",
-        })
+        wizard = self.env["xrm.campaign.add.recipients"].create(
+            {
+                "campaign_id": campaign.id,
+                "selection_mode": "filter",
+                "partner_domain": "[('city', '=', 'Lyon')]",
+            }
+        )
         self.assertEqual(wizard.matching_count, 3)
         wizard.action_add()
         self.assertEqual(set(campaign.recipient_ids.partner_id.mapped("city")), {"Lyon"})

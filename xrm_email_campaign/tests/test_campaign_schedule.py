@@ -18,9 +18,16 @@ class TestCampaignSchedule(XrmCampaignCase):
         self.campaign = self._create_campaign(self.partners)
 
     def _schedule(self, when):
-        wizard = self.env["xrm.campaign.schedule"].with_user(self.user_editor).create({
-            "campaign_id": self.campaign.id, "scheduled_at": when,
-        })
+        wizard = (
+            self.env["xrm.campaign.schedule"]
+            .with_user(self.user_editor)
+            .create(
+                {
+                    "campaign_id": self.campaign.id,
+                    "scheduled_at": when,
+                }
+            )
+        )
         wizard.action_schedule()
 
     def test_picked_up_by_cron_only_once_due(self):
@@ -56,9 +63,14 @@ class TestCampaignSchedule(XrmCampaignCase):
         cron = self.env.ref("xrm_email_campaign.ir_cron_send_campaigns")
         with freeze_time(NOW):
             self._schedule(NOW + timedelta(hours=2))
-        self.assertTrue(self.env["ir.cron.trigger"].search([
-            ("cron_id", "=", cron.id), ("call_at", "=", NOW + timedelta(hours=2)),
-        ]))
+        self.assertTrue(
+            self.env["ir.cron.trigger"].search(
+                [
+                    ("cron_id", "=", cron.id),
+                    ("call_at", "=", NOW + timedelta(hours=2)),
+                ]
+            )
+        )
 
     def test_broken_template_at_due_time_goes_back_to_draft_with_a_note(self):
         with freeze_time(NOW):

@@ -67,11 +67,13 @@ class TestCampaignSending(XrmCampaignCase):
         self.assertTrue(all(campaign.recipient_ids.mapped("sent_at")))
 
     def test_results_mail_once_with_counts_and_reasons(self):
-        bad = self.env["res.partner"].create([
-            {"name": "Rejected", "email": "reject.me@example.org"},
-            {"name": "No Address"},
-            {"name": "Broken", "email": "not-an-address"},
-        ])
+        bad = self.env["res.partner"].create(
+            [
+                {"name": "Rejected", "email": "reject.me@example.org"},
+                {"name": "No Address"},
+                {"name": "Broken", "email": "not-an-address"},
+            ]
+        )
         campaign = self._create_campaign(self.partners | bad)
         campaign.action_send_now()
         self._run_cron()
@@ -85,11 +87,13 @@ class TestCampaignSending(XrmCampaignCase):
         self.assertTrue(campaign.results_sent_at)
 
     def test_bad_recipients_fail_with_reason_and_others_go_on(self):
-        bad = self.env["res.partner"].create([
-            {"name": "Rejected", "email": "reject.me@example.org"},
-            {"name": "No Address"},
-            {"name": "Broken", "email": "not-an-address"},
-        ])
+        bad = self.env["res.partner"].create(
+            [
+                {"name": "Rejected", "email": "reject.me@example.org"},
+                {"name": "No Address"},
+                {"name": "Broken", "email": "not-an-address"},
+            ]
+        )
         campaign = self._create_campaign(bad | self.partners)
         campaign.action_send_now()
         self._run_cron()
@@ -205,9 +209,14 @@ class TestCampaignSending(XrmCampaignCase):
         self.assertEqual(len(self.smtp.handler.snapshot()), 1)
 
     def test_sending_goes_through_the_accounts_mail_server(self):
-        other_sink_server = self.env["ir.mail_server"].create({
-            "name": "Unreachable", "smtp_host": "127.0.0.1", "smtp_port": 1, "smtp_encryption": "none",
-        })
+        other_sink_server = self.env["ir.mail_server"].create(
+            {
+                "name": "Unreachable",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": 1,
+                "smtp_encryption": "none",
+            }
+        )
         self.account.mail_server_id = other_sink_server
         campaign = self._create_campaign(self.partners[:1])
         with self.assertRaisesRegex(UserError, "could not be sent"):

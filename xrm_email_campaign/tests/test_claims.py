@@ -20,7 +20,8 @@ class TestClaims(XrmCampaignCase):
 
     def _own_backend(self):
         self.env.cr.execute(
-            "SELECT pid, backend_start AT TIME ZONE 'UTC' FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+            "SELECT pid, backend_start AT TIME ZONE 'UTC' FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        )
         return self.env.cr.fetchone()
 
     def test_batches_do_not_overlap(self):
@@ -34,16 +35,19 @@ class TestClaims(XrmCampaignCase):
     def test_claim_of_live_worker_is_respected_dead_one_taken_over(self):
         pid, started = self._own_backend()
         recipients = self.campaign.recipient_ids
-        recipients[:3].write({"claim_pid": pid, "claim_backend_start": started,
-                              "claim_expires_at": "2999-01-01 00:00:00"})
-        recipients[3:].write({"claim_pid": 999999, "claim_backend_start": started,
-                              "claim_expires_at": "2999-01-01 00:00:00"})
+        recipients[:3].write(
+            {"claim_pid": pid, "claim_backend_start": started, "claim_expires_at": "2999-01-01 00:00:00"}
+        )
+        recipients[3:].write(
+            {"claim_pid": 999999, "claim_backend_start": started, "claim_expires_at": "2999-01-01 00:00:00"}
+        )
         self.assertEqual(self.Recipient._claim_batch(self.campaign.id, 10, 300), recipients[3:])
 
     def test_expired_lease_is_taken_over(self):
         pid, started = self._own_backend()
-        self.campaign.recipient_ids.write({"claim_pid": pid, "claim_backend_start": started,
-                                           "claim_expires_at": "2000-01-01 00:00:00"})
+        self.campaign.recipient_ids.write(
+            {"claim_pid": pid, "claim_backend_start": started, "claim_expires_at": "2000-01-01 00:00:00"}
+        )
         self.assertEqual(len(self.Recipient._claim_batch(self.campaign.id, 10, 300)), 6)
 
     def test_unprocessed_claims_are_handed_back(self):

@@ -66,9 +66,7 @@ def recipient_context(values, campaign_name, sender_name, sender_email):
 
 def _check_subject_line(text, recipient=None):
     if "\r" in text or "\n" in text:
-        raise TemplateRenderError(
-            "subject", "a subject must be one line (it contains a line break)", recipient
-        )
+        raise TemplateRenderError("subject", "a subject must be one line (it contains a line break)", recipient)
 
 
 class CampaignTemplate:
@@ -101,6 +99,6 @@ class CampaignTemplate:
             return template.render(context)
         except TemplateError as error:
             raise TemplateRenderError(part, str(error), recipient_label) from error
-        except Exception as error:  # noqa: BLE001 -- any template runtime error is the author's
+        except Exception as error:
             message = f"{type(error).__name__}: {error}"
             raise TemplateRenderError(part, message, recipient_label) from error

@@ -1,4 +1,4 @@
-from odoo import _, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools.safe_eval import safe_eval
 
@@ -14,12 +14,14 @@ class XrmCampaignAddRecipients(models.TransientModel):
     _description = "Add Recipients to an E-mail Campaign"
 
     campaign_id = fields.Many2one(
-        "xrm.email.campaign", "Campaign", required=True,
+        "xrm.email.campaign",
+        required=True,
         domain="[('state', 'in', ('draft', 'scheduled', 'cancelled'))]",
     )
     selection_mode = fields.Selection(
         [("partners", "The contacts below"), ("filter", "All contacts matching a filter")],
-        default="partners", required=True,
+        default="partners",
+        required=True,
     )
     partner_ids = fields.Many2many("res.partner", string="Contacts")
     partner_domain = fields.Char("Filter", default="[('email', '!=', False)]")
@@ -44,7 +46,7 @@ class XrmCampaignAddRecipients(models.TransientModel):
         try:
             return safe_eval(self.partner_domain or "[]")
         except Exception as error:
-            raise UserError(_("The filter is not a valid domain: %s", error)) from error
+            raise UserError(self.env._("The filter is not a valid domain: %s", error)) from error
 
     def action_add(self):
         self.ensure_one()
@@ -58,8 +60,12 @@ class XrmCampaignAddRecipients(models.TransientModel):
             "tag": "display_notification",
             "params": {
                 "type": "success",
-                "message": _("%(added)s recipients added to '%(campaign)s' (%(skipped)s already linked).",
-                             added=added, campaign=self.campaign_id.name, skipped=len(partner_ids) - added),
+                "message": self.env._(
+                    "%(added)s recipients added to '%(campaign)s' (%(skipped)s already linked).",
+                    added=added,
+                    campaign=self.campaign_id.name,
+                    skipped=len(partner_ids) - added,
+                ),
                 "next": {"type": "ir.actions.act_window_close"},
             },
         }
