@@ -133,12 +133,14 @@ class XrmEmailCampaign(models.Model):
         for campaign in self:
             recipient = campaign._random_recipient_with_address()
             template = campaign._compile_template()
-            subject, body = campaign._render_for(template, recipient)
+            constants = campaign._sending_constants()
+            subject, body = campaign._render_row(template, recipient._delivery_rows()[0], constants)
             smtp_session = None
             try:
                 smtp_session = campaign._connect_smtp()
                 campaign._send_message(
                     smtp_session,
+                    constants,
                     campaign.account_id.email_from,
                     self.env._("[TEST] %s", subject),
                     body,
@@ -306,8 +308,9 @@ class XrmEmailCampaign(models.Model):
             [("campaign_id", "=", self.id), ("state", "=", "pending")],
             limit=TEMPLATE_CHECK_SAMPLE,
         )
-        for recipient in recipients:
-            self._render_for(template, recipient)
+        constants = self._sending_constants()
+        for row in recipients._delivery_rows():
+            self._render_row(template, row, constants)
 
     def _compile_template(self):
         try:
@@ -317,19 +320,38 @@ class XrmEmailCampaign(models.Model):
                 self.env._("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)
             ) from error
 
-    def _render_for(self, template, recipient):
+    def _render_row(self, template, row, constants):
+        """Render one recipient's mail from plain values (see ``_delivery_rows``)."""
         context = recipient_context(
-            recipient._template_values(),
-            campaign_name=self.name,
-            sender_name=self.account_id.name,
-            sender_email=self.account_id.email_from,
+            row["values"],
+            campaign_name=constants["campaign_name"],
+            sender_name=constants["sender_name"],
+            sender_email=constants["sender_email"],
         )
         try:
-            return template.render(context, recipient_label=recipient.display_name)
+            return template.render(context, recipient_label=row["label"])
         except TemplateRenderError as error:
             raise UserError(
-                self.env._("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)
+                self.env._("Campaign '%(campaign)s': %(error)s", campaign=constants["campaign_name"], error=error)
             ) from error
+
+    def _sending_constants(self):
+        """What every mail of a batch shares, read once as plain values: the send loop
+        commits after each mail, which empties the ORM cache, so it must not read records."""
+        account = self.account_id
+        mail_server = self.env["ir.mail_server"].sudo()
+        return {
+            "campaign_id": self.id,
+            "campaign_name": self.name,
+            "sender_name": account.name,
+            "sender_email": account.email_from,
+            "email_from": formataddr((account.name, account.email_from)),
+            "mail_server_id": account.mail_server_id.id or None,
+            "bounce_address": mail_server._get_default_bounce_address() or account.email_from,
+            "notifications_email": mail_server._get_default_from_address(),
+            "database_uuid": self.env["ir.config_parameter"].sudo().get_param("database.uuid"),
+            "domain": email_domain_extract(account.email_from),
+        }
 
     def _random_recipient_with_address(self):
         self.ensure_one()
@@ -399,21 +421,20 @@ class XrmEmailCampaign(models.Model):
         except Exception:
             _logger.debug("SMTP session already closed", exc_info=True)
 
-    def _send_message(self, smtp_session, email_to, subject, body, message_id=None):
-        account = self.account_id
-        mail_server = self.env["ir.mail_server"].sudo()
+    def _send_message(self, smtp_session, constants, email_to, subject, body, message_id=None):
+        mail_server = self.env["ir.mail_server"].sudo().with_context(domain_bounce_address=constants["bounce_address"])
         message = mail_server.build_email(
-            email_from=formataddr((account.name, account.email_from)),
+            email_from=constants["email_from"],
             email_to=[email_to],
             subject=subject,
             body=body,
             subtype="html",
             message_id=message_id,
-            headers={"X-XRM-Campaign": str(self.id)},
+            headers={"X-XRM-Campaign": str(constants["campaign_id"])},
         )
         return mail_server.send_email(
             message,
-            mail_server_id=account.mail_server_id.id or None,
+            mail_server_id=constants["mail_server_id"],
             smtp_session=smtp_session,
         )
 
@@ -490,60 +511,53 @@ class XrmEmailCampaign(models.Model):
 
     def _send_batch_over(self, smtp_session, batch):
         template = self._compile_template_or_none()
-        id_parts = (
-            self.env["ir.config_parameter"].sudo().get_param("database.uuid"),
-            email_domain_extract(self.account_id.email_from),
-        )
+        constants = self._sending_constants()
+        Recipient = self.env["xrm.email.campaign.recipient"].sudo()
         processed = 0
-        for recipient in batch:
+        for row in batch._delivery_rows():
             if self._is_cancelled():
                 break
-            outcome = self._deliver(smtp_session, template, recipient, id_parts)
+            outcome = self._deliver(smtp_session, template, row, constants, Recipient.browse(row["id"]))
             self._commit()  # one recipient's outcome is durable before the next SMTP transaction
             processed += 1
             if outcome is not None and outcome.session_broken:
                 break
         return processed
 
-    def _deliver(self, smtp_session, template, recipient, id_parts):
+    def _deliver(self, smtp_session, template, row, constants, recipient):
         """Send one recipient's mail and record the outcome; return the failure, if any."""
-        email = email_normalize(recipient.email or "")
-        if not recipient.email:
+        email = email_normalize(row["email"] or "")
+        if not row["email"]:
             recipient._mark_failed(self.env._("No e-mail address"))
             return None
         if not email:
-            recipient._mark_failed(self.env._("Invalid e-mail address: %s", recipient.email))
+            recipient._mark_failed(self.env._("Invalid e-mail address: %s", row["email"]))
             return None
         if template is None:
             recipient._mark_failed(self.env._("The campaign template does not compile"))
             return None
         try:
-            subject, body = self._render_for(template, recipient)
+            subject, body = self._render_row(template, row, constants)
         except UserError as error:
             recipient._mark_failed(str(error))
             return None
-        database_uuid, domain = id_parts
-        message_id = report.campaign_message_id(database_uuid, self.id, recipient.id, domain)
+        message_id = report.campaign_message_id(
+            constants["database_uuid"], constants["campaign_id"], row["id"], constants["domain"]
+        )
         try:
-            self._send_message(
-                smtp_session,
-                formataddr((recipient.partner_id.name or "", email)),
-                subject,
-                body,
-                message_id,
-            )
+            self._send_message(smtp_session, constants, formataddr((row["name"], email)), subject, body, message_id)
         except Exception as error:  # noqa: BLE001 -- every SMTP outcome is recorded, none is lost
             failure = delivery.classify_smtp_error(error)
-            self._record_failure(recipient, failure)
+            self._record_failure(recipient, row["attempt_count"], failure)
             return failure
         recipient._mark_sent(message_id)
         return None
 
-    def _record_failure(self, recipient, failure):
+    def _record_failure(self, recipient, previous_attempts, failure):
         if failure.permanent:
             recipient._mark_failed(failure.reason)
             return
-        attempt = recipient.attempt_count + 1
+        attempt = previous_attempts + 1
         if delivery.gives_up(attempt):
             recipient._mark_failed(
                 self.env._("%(reason)s (gave up after %(count)s tries)", reason=failure.reason, count=attempt)
@@ -553,8 +567,9 @@ class XrmEmailCampaign(models.Model):
         recipient._postpone(failure.reason, attempt, retry_at)
 
     def _postpone_all(self, batch, reason):
+        failure = delivery.DeliveryFailure(False, reason, session_broken=True)
         for recipient in batch:
-            self._record_failure(recipient, delivery.DeliveryFailure(False, reason, session_broken=True))
+            self._record_failure(recipient, recipient.attempt_count, failure)
         self._commit()
 
     def _compile_template_or_none(self):
@@ -646,7 +661,7 @@ class XrmEmailCampaign(models.Model):
         smtp_session = None
         try:
             smtp_session = self._connect_smtp()
-            self._send_message(smtp_session, self.account_id.email_from, subject, body)
+            self._send_message(smtp_session, self._sending_constants(), self.account_id.email_from, subject, body)
         except Exception:
             _logger.warning("Results e-mail of campaign %s could not be sent yet", self.id, exc_info=True)
             return

@@ -236,19 +236,52 @@ class XrmEmailCampaignRecipient(models.Model):
 
     # -- rendering ------------------------------------------------------------------
 
-    def _template_values(self):
-        """The plain values a template may see about this recipient (see tools.rendering)."""
-        self.ensure_one()
-        partner = self.partner_id
-        return {
-            "name": partner.name,
-            "email": self.email,
-            "title": partner.title.name,
-            "company_name": partner.commercial_company_name or partner.company_name,
-            "street": partner.street,
-            "zip": partner.zip,
-            "city": partner.city,
-            "country": partner.country_id.name,
-            "phone": partner.phone,
-            "lang": partner.lang,
+    def _delivery_rows(self):
+        """These recipients as plain dicts for the send loop: id, address, tries so far,
+        a label for error messages, and the values a template may use (tools.rendering).
+
+        Read in one go per batch: the loop commits after each mail, which empties
+        the ORM cache, so reading records there would query again for every mail.
+        """
+        partners = {
+            values["id"]: values
+            for values in self.partner_id.read(
+                [
+                    "name",
+                    "title",
+                    "commercial_company_name",
+                    "company_name",
+                    "street",
+                    "zip",
+                    "city",
+                    "country_id",
+                    "phone",
+                    "lang",
+                ]
+            )
         }
+        rows = []
+        for recipient in self:
+            partner = partners[recipient.partner_id.id]
+            rows.append(
+                {
+                    "id": recipient.id,
+                    "email": recipient.email,
+                    "attempt_count": recipient.attempt_count,
+                    "name": partner["name"] or "",
+                    "label": f"{partner['name'] or ''} <{recipient.email or ''}>",
+                    "values": {
+                        "name": partner["name"],
+                        "email": recipient.email,
+                        "title": partner["title"] and partner["title"][1],
+                        "company_name": partner["commercial_company_name"] or partner["company_name"],
+                        "street": partner["street"],
+                        "zip": partner["zip"],
+                        "city": partner["city"],
+                        "country": partner["country_id"] and partner["country_id"][1],
+                        "phone": partner["phone"],
+                        "lang": partner["lang"],
+                    },
+                }
+            )
+        return rows
