@@ -222,3 +222,12 @@ class TestCampaignSending(XrmCampaignCase):
         with self.assertRaisesRegex(UserError, "could not be sent"):
             campaign.action_send_test()
         self.assertEqual(self.smtp.handler.snapshot(), [])
+
+    def test_account_without_server_uses_odoos_default_server(self):
+        self.account.mail_server_id = False
+        self.assertEqual(self.env["ir.mail_server"].search([]), self.mail_server, "Odoo's only, hence default, server")
+        campaign = self._create_campaign(self.partners[:2])
+        campaign.action_send_now()
+        self._run_cron()
+        self.assertEqual(campaign.sent_count, 2)
+        self.assertEqual(len(self._deliveries_to(self.partners[0].email)), 1)

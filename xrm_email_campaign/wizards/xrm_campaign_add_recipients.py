@@ -19,7 +19,8 @@ class XrmCampaignAddRecipients(models.TransientModel):
         domain="[('state', 'in', ('draft', 'scheduled', 'cancelled'))]",
     )
     selection_mode = fields.Selection(
-        [("partners", "The contacts below"), ("filter", "All contacts matching a filter")],
+        [("partners", "The contacts picked here"), ("filter", "All contacts matching a filter")],
+        string="Add",
         default="partners",
         required=True,
     )
