@@ -14,6 +14,7 @@ with the given reply, ``delay`` slows every DATA (a slow provider).
 import argparse
 import asyncio
 import email
+import email.parser
 import email.policy
 import logging
 import pathlib
@@ -49,16 +50,14 @@ class RecordingHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        record = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": list(envelope.rcpt_tos),
-            "message_id": parsed["Message-ID"],
-            "subject": parsed["Subject"],
-            "campaign": parsed["X-XRM-Campaign"],
-            "body": _html_part(parsed),
-            "received_at": time.time(),
-        }
+        # Keep the raw bytes and answer at once: parsing here would make the sink,
+        # not the sender, the bottleneck of every test and measurement.
+        record = Delivery(
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            content=envelope.content,
+            received_at=time.time(),
+        )
         with self.lock:
             self.messages.append(record)
             number = len(self.messages)
@@ -66,6 +65,10 @@ class RecordingHandler:
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / f"{int(time.time() * 1000)}-{number:06d}.eml").write_bytes(envelope.content)
         return "250 Message accepted for delivery"
+
+    def count(self):
+        with self.lock:
+            return len(self.messages)
 
     def to(self, address):
         """Messages delivered to ``address``."""
@@ -75,6 +78,24 @@ class RecordingHandler:
     def snapshot(self):
         with self.lock:
             return list(self.messages)
+
+
+class Delivery(dict):
+    """One accepted mail. ``message_id``, ``subject``, ``campaign`` (X-XRM-Campaign)
+    and ``body`` (the HTML part) are parsed from ``content`` when first read."""
+
+    HEADERS = {"message_id": "Message-ID", "subject": "Subject", "campaign": "X-XRM-Campaign"}
+
+    def __missing__(self, key):
+        if key in self.HEADERS:
+            headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(self["content"])
+            for name, header in self.HEADERS.items():
+                self[name] = headers[header]
+        elif key == "body":
+            self["body"] = _html_part(email.message_from_bytes(self["content"], policy=email.policy.default))
+        else:
+            raise KeyError(key)
+        return self[key]
 
 
 def _html_part(message):
