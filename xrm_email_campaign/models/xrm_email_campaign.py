@@ -348,9 +348,12 @@ class XrmEmailCampaign(models.Model):
             "email_from": formataddr((account.name, account.email_from)),
             "mail_server_id": account.mail_server_id.id or None,
             "bounce_address": mail_server._get_default_bounce_address() or account.email_from,
-            "notifications_email": mail_server._get_default_from_address(),
+            # Odoo only compares the sender with this address; without a configured default-from it
+            # would look the default up again for every mail, which costs more than building the mail.
+            "notifications_email": mail_server._get_default_from_address() or account.email_from,
             "database_uuid": self.env["ir.config_parameter"].sudo().get_param("database.uuid"),
             "domain": email_domain_extract(account.email_from),
+            "sent_link_type_id": self.env.ref("xrm_email_campaign.link_type_campaign_recipient").id,
         }
 
     def _random_recipient_with_address(self):
@@ -422,7 +425,15 @@ class XrmEmailCampaign(models.Model):
             _logger.debug("SMTP session already closed", exc_info=True)
 
     def _send_message(self, smtp_session, constants, email_to, subject, body, message_id=None):
-        mail_server = self.env["ir.mail_server"].sudo().with_context(domain_bounce_address=constants["bounce_address"])
+        # Handing Odoo the batch's bounce and notification addresses saves it looking them up per mail.
+        mail_server = (
+            self.env["ir.mail_server"]
+            .sudo()
+            .with_context(
+                domain_bounce_address=constants["bounce_address"],
+                domain_notifications_email=constants["notifications_email"],
+            )
+        )
         message = mail_server.build_email(
             email_from=constants["email_from"],
             email_to=[email_to],
@@ -550,7 +561,7 @@ class XrmEmailCampaign(models.Model):
             failure = delivery.classify_smtp_error(error)
             self._record_failure(recipient, row["attempt_count"], failure)
             return failure
-        recipient._mark_sent(message_id)
+        recipient._mark_sent(message_id, constants["sent_link_type_id"])
         return None
 
     def _record_failure(self, recipient, previous_attempts, failure):

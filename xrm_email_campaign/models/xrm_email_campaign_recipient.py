@@ -202,13 +202,12 @@ class XrmEmailCampaignRecipient(models.Model):
         )
         self.invalidate_recordset()
 
-    def _mark_sent(self, message_id):
-        campaign_link = self.env.ref("xrm_email_campaign.link_type_campaign_recipient")
+    def _mark_sent(self, message_id, sent_link_type_id):
         self._set_outcome(
             state="sent",
             sent_at=fields.Datetime.now(),
             message_id=message_id,
-            link_type_id=campaign_link.id,
+            link_type_id=sent_link_type_id,
             error_message=None,
             next_attempt_at=None,
         )
