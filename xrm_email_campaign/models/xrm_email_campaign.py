@@ -514,20 +514,26 @@ class XrmEmailCampaign(models.Model):
             self._postpone_all(batch, delivery.classify_smtp_error(error).reason or str(error))
             return 0
         try:
-            return self._send_batch_over(smtp_session, batch)
+            return self._send_batch_over(smtp_session, batch, lease_seconds)
         finally:
             batch._release_own_claims()
             self._commit()
             self._close_smtp(smtp_session)
 
-    def _send_batch_over(self, smtp_session, batch):
+    def _send_batch_over(self, smtp_session, batch, lease_seconds=300):
         template = self._compile_template_or_none()
         constants = self._sending_constants()
         Recipient = self.env["xrm.email.campaign.recipient"].sudo()
+        # A slow provider may take longer than the lease for a whole batch: renew it
+        # before a third of it has passed, so no other worker takes over live claims.
+        renew_at = time.monotonic() + lease_seconds / 3
         processed = 0
         for row in batch._delivery_rows():
             if self._is_cancelled():
                 break
+            if time.monotonic() >= renew_at:
+                batch._renew_own_claims(lease_seconds)
+                renew_at = time.monotonic() + lease_seconds / 3
             outcome = self._deliver(smtp_session, template, row, constants, Recipient.browse(row["id"]))
             self._commit()  # one recipient's outcome is durable before the next SMTP transaction
             processed += 1

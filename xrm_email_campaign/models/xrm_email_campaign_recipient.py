@@ -233,6 +233,20 @@ class XrmEmailCampaignRecipient(models.Model):
         )
         self.invalidate_recordset(["claim_pid", "claim_backend_start", "claim_expires_at"])
 
+    def _renew_own_claims(self, lease_seconds):
+        """Extend the lease of the rows of this batch this worker still holds."""
+        execute_outcome(
+            self.env.cr,
+            SQL(
+                """UPDATE xrm_email_campaign_recipient
+                      SET claim_expires_at = now() AT TIME ZONE 'UTC' + make_interval(secs => %s)
+                    WHERE id = ANY(%s) AND claim_pid = pg_backend_pid()""",
+                lease_seconds,
+                self.ids,
+            ),
+        )
+        self.invalidate_recordset(["claim_expires_at"])
+
     # -- rendering ------------------------------------------------------------------
 
     def _delivery_rows(self):

@@ -62,3 +62,10 @@ class TestClaims(XrmCampaignCase):
         self.campaign.recipient_ids[:2].write({"next_attempt_at": "2999-01-01 00:00:00"})
         self.assertEqual(len(self.Recipient._claim_batch(self.campaign.id, 10, 300)), 4)
         self.assertEqual(self.campaign._count_sendable(), 4, "the postponed two are not sendable now")
+
+    def test_lease_of_a_slow_batch_is_renewed(self):
+        batch = self.Recipient._claim_batch(self.campaign.id, 6, 300)
+        batch.write({"claim_expires_at": "2000-01-01 00:00:00"})
+        batch[:3]._renew_own_claims(300)
+        # the renewed half stays with its worker, the expired half is taken over
+        self.assertEqual(self.Recipient._claim_batch(self.campaign.id, 6, 300), batch[3:])
