@@ -186,6 +186,7 @@ class XrmEmailCampaignRecipient(models.Model):
 
     def _set_outcome(self, **values):
         """Write an outcome and drop the claim, in one UPDATE."""
+        self.flush_model()
         assignments = [
             SQL("claim_pid = NULL, claim_backend_start = NULL, claim_expires_at = NULL"),
             SQL("write_date = now() AT TIME ZONE 'UTC'"),
@@ -222,6 +223,7 @@ class XrmEmailCampaignRecipient(models.Model):
         """Hand back the rows of this batch this worker claimed but did not process."""
         if not self:
             return
+        self.flush_model()
         execute_outcome(
             self.env.cr,
             SQL(
@@ -235,6 +237,7 @@ class XrmEmailCampaignRecipient(models.Model):
 
     def _renew_own_claims(self, lease_seconds):
         """Extend the lease of the rows of this batch this worker still holds."""
+        self.flush_model()
         execute_outcome(
             self.env.cr,
             SQL(
