@@ -259,6 +259,18 @@ class XrmEmailCampaign(models.Model):
             "context": {"default_campaign_id": self.id},
         }
 
+    def action_view_recipients(self):
+        """The campaign's links, filtered as the clicked button says (sent, failed, ...)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Recipients of %s", self.name),
+            "res_model": "xrm.email.campaign.recipient",
+            "view_mode": "list,form",
+            "domain": [("campaign_id", "=", self.id)],
+            "context": {key: value for key, value in self.env.context.items() if key.startswith("search_default_")},
+        }
+
     # -- business methods -------------------------------------------------------
 
     def add_partners(self, partner_ids):

@@ -79,3 +79,14 @@ class TestCampaignLinks(XrmCampaignCase):
     def test_send_without_recipients_refused(self):
         with self.assertRaisesRegex(UserError, "has no recipients"):
             self._create_campaign().action_send_now()
+
+    def test_status_buttons_open_failed_recipients(self):
+        partners = self._create_partners(2) | self.env["res.partner"].create({"name": "Nobody"})
+        campaign = self._create_campaign(partners)
+        campaign.action_send_now()
+        self._run_cron()
+        action = campaign.with_context(search_default_filter_failed=1).action_view_recipients()
+        self.assertEqual(action["context"], {"search_default_filter_failed": 1})
+        links = self.env[action["res_model"]].search(action["domain"] + [("state", "=", "failed")])
+        self.assertEqual(links.partner_id.name, "Nobody")
+        self.assertEqual(links.error_message, "No e-mail address")
