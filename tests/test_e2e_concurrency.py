@@ -60,8 +60,8 @@ def _create_campaign(registry, sink, recipients):
 def test_two_workers_at_once_share_the_work_without_duplicates(e2e_database, smtp_sink):
     from odoo import SUPERUSER_ID, api  # noqa: PLC0415
 
-    recipients = 600
-    smtp_sink.handler.delay = 0.003
+    recipients = 1000
+    smtp_sink.handler.delay = 0.002
     registry = _registry(e2e_database)
     campaign_id = _create_campaign(registry, smtp_sink, recipients)
     sent_by_worker = {}
@@ -72,7 +72,8 @@ def test_two_workers_at_once_share_the_work_without_duplicates(e2e_database, smt
             with registry.cursor() as cr:
                 campaign = api.Environment(cr, SUPERUSER_ID, {})["xrm.email.campaign"].browse(campaign_id)
                 total = 0
-                while processed := campaign._send_one_batch(20, 300):
+                # small batches: many claims at the same moment
+                while processed := campaign._send_one_batch(10, 300):
                     total += processed
                 sent_by_worker[name] = total
         except Exception as error:  # noqa: BLE001 -- reported by the assertion below

@@ -11,7 +11,7 @@ from odoo.tools.mail import email_domain_extract, email_normalize, formataddr
 
 from ..tools import delivery, report
 from ..tools.rendering import CampaignTemplate, TemplateRenderError, recipient_context
-from .xrm_email_campaign_recipient import execute_outcome, in_real_worker
+from .xrm_email_campaign_recipient import execute_retrying, in_real_worker
 
 _logger = logging.getLogger(__name__)
 
@@ -645,7 +645,7 @@ class XrmEmailCampaign(models.Model):
         """Mark the campaign done once no recipient is pending (atomically, once)."""
         self.env.flush_all()
         self._commit()  # a fresh snapshot: a cancel or resume may just have changed the campaign
-        execute_outcome(
+        execute_retrying(
             self.env.cr,
             SQL(
                 """UPDATE xrm_email_campaign SET state = 'done', finished_at = now() AT TIME ZONE 'UTC'

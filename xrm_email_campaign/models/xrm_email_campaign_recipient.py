@@ -5,7 +5,7 @@ from psycopg2.extensions import TransactionRollbackError
 from odoo import api, fields, models, modules
 from odoo.tools import SQL, create_index
 
-OUTCOME_ATTEMPTS = 5
+STATEMENT_ATTEMPTS = 5
 
 
 def in_real_worker():
@@ -13,22 +13,23 @@ def in_real_worker():
     return not getattr(threading.current_thread(), "testing", False) and not modules.module.current_test
 
 
-def execute_outcome(cr, query):
-    """Run a statement that records what happened to a mail, whatever else changed meanwhile.
+def execute_retrying(cr, query):
+    """Run a claim or outcome statement, on a fresh snapshot if a concurrent change got in the way.
 
-    Odoo's transactions are REPEATABLE READ: when a user cancels a send, the
-    rows of the batch being sent change under the worker, and updating them
-    in the worker's transaction fails with a serialization error. The mail
-    has gone out by then, so its outcome must be written anyway: the worker
-    commits after every message, so its transaction holds nothing else, and
-    rolling back to run the statement on a fresh snapshot loses nothing.
+    Odoo's transactions are REPEATABLE READ: a row that another transaction
+    changed since this one's snapshot cannot be updated or locked in it (a
+    serialization error). That happens when a user cancels while a batch is
+    being sent, or when two workers claim at the same moment. The mail may
+    have gone out already, so its outcome must be written anyway; and the
+    worker commits after every claim and every mail, so the transaction holds
+    nothing else: rolling back and running the statement again loses nothing.
     """
-    for attempt in range(1, OUTCOME_ATTEMPTS + 1):
+    for attempt in range(1, STATEMENT_ATTEMPTS + 1):
         try:
             cr.execute(query, log_exceptions=False)
             return
         except TransactionRollbackError:
-            if attempt == OUTCOME_ATTEMPTS or not in_real_worker():
+            if attempt == STATEMENT_ATTEMPTS or not in_real_worker():
                 raise
             cr.rollback()
 
@@ -147,7 +148,8 @@ class XrmEmailCampaignRecipient(models.Model):
         start time, and a lease) is what keeps them apart after the commit.
         """
         self.env.flush_all()
-        self.env.cr.execute(
+        execute_retrying(
+            self.env.cr,
             SQL(
                 """
             WITH me AS (
@@ -178,7 +180,7 @@ class XrmEmailCampaignRecipient(models.Model):
                 campaign=campaign_id,
                 size=size,
                 lease=lease_seconds,
-            )
+            ),
         )
         ids = sorted(row[0] for row in self.env.cr.fetchall())
         self.invalidate_model(["claim_pid", "claim_backend_start", "claim_expires_at"])
@@ -193,7 +195,7 @@ class XrmEmailCampaignRecipient(models.Model):
         ]
         for column, value in values.items():
             assignments.append(SQL("%s = %s", SQL.identifier(column), value))
-        execute_outcome(
+        execute_retrying(
             self.env.cr,
             SQL(
                 "UPDATE xrm_email_campaign_recipient SET %s WHERE id = ANY(%s)",
@@ -224,7 +226,7 @@ class XrmEmailCampaignRecipient(models.Model):
         if not self:
             return
         self.flush_model()
-        execute_outcome(
+        execute_retrying(
             self.env.cr,
             SQL(
                 """UPDATE xrm_email_campaign_recipient
@@ -238,7 +240,7 @@ class XrmEmailCampaignRecipient(models.Model):
     def _renew_own_claims(self, lease_seconds):
         """Extend the lease of the rows of this batch this worker still holds."""
         self.flush_model()
-        execute_outcome(
+        execute_retrying(
             self.env.cr,
             SQL(
                 """UPDATE xrm_email_campaign_recipient
