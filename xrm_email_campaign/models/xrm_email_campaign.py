@@ -523,7 +523,7 @@ class XrmEmailCampaign(models.Model):
         try:
             smtp_session = self._connect_smtp()
         except Exception as error:  # noqa: BLE001 -- any connect failure is a temporary one for the batch
-            self._postpone_all(batch, delivery.classify_smtp_error(error).reason or str(error))
+            self._postpone_all(batch, delivery.classify_smtp_error(error).reason)
             return 0
         try:
             return self._send_batch_over(smtp_session, batch, lease_seconds)
@@ -596,9 +596,10 @@ class XrmEmailCampaign(models.Model):
         recipient._postpone(failure.reason, attempt, retry_at)
 
     def _postpone_all(self, batch, reason):
-        failure = delivery.DeliveryFailure(False, reason, session_broken=True)
-        for recipient in batch:
-            self._record_failure(recipient, recipient.attempt_count, failure)
+        """The SMTP server could not be reached: not the recipients' fault, so no try is
+        counted against them and nothing is given up; the batch waits and is tried again."""
+        retry_at = fields.Datetime.now() + timedelta(seconds=delivery.FIRST_RETRY_DELAY)
+        batch._wait_for_server(reason, retry_at)
         self._commit()
 
     def _compile_template_or_none(self):

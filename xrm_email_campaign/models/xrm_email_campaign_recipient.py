@@ -221,6 +221,9 @@ class XrmEmailCampaignRecipient(models.Model):
     def _postpone(self, reason, attempt, retry_at):
         self._set_outcome(error_message=reason, attempt_count=attempt, next_attempt_at=retry_at)
 
+    def _wait_for_server(self, reason, retry_at):
+        self._set_outcome(error_message=reason, next_attempt_at=retry_at)
+
     def _release_own_claims(self):
         """Hand back the rows of this batch this worker claimed but did not process."""
         if not self:

@@ -141,7 +141,9 @@ class TestCampaignSending(XrmCampaignCase):
         campaign.action_send_now()
         self.env["xrm.email.campaign"]._cron_send_campaigns()
         self.assertEqual(set(campaign.recipient_ids.mapped("state")), {"pending"})
-        self.assertIn("onnect", campaign.recipient_ids[0].error_message)
+        self.assertIn("connection error", campaign.recipient_ids[0].error_message)
+        self.assertEqual(set(campaign.recipient_ids.mapped("attempt_count")), {0}, "the server's fault, not theirs")
+        self.assertTrue(all(campaign.recipient_ids.mapped("next_attempt_at")))
         self.assertEqual(campaign.state, "sending")
         self.mail_server.smtp_port = self.smtp.port
         campaign.recipient_ids.write({"next_attempt_at": "2000-01-01 00:00:00"})
