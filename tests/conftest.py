@@ -5,7 +5,9 @@ import os
 
 import pytest
 
-from .odoo_process import OdooServer, copy_database, drop_database
+from scripts.devdb import drop_database
+
+from .odoo_process import OdooServer, new_database_from
 
 TEMPLATE = os.environ.get("XRM_E2E_TEMPLATE", "xrm_e2e_template")
 
@@ -22,7 +24,7 @@ def smtp_sink():
 
 @pytest.fixture
 def e2e_database():
-    name = copy_database(TEMPLATE)
+    name = new_database_from(TEMPLATE)
     yield name
     drop_database(name)
 

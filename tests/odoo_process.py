@@ -15,20 +15,7 @@ import uuid
 import xmlrpc.client
 from pathlib import Path
 
-import psycopg2
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def odoo_addons_path():
-    """Odoo's own addons (from ODOO_SRC or the importable odoo package) plus this repository."""
-    import odoo  # noqa: PLC0415 -- the prerequisite; conftest explains when it is missing
-
-    package = Path(odoo.__file__).resolve().parent
-    candidates = [Path(os.environ["ODOO_SRC"]) / "addons"] if os.environ.get("ODOO_SRC") else []
-    candidates += [package.parent / "addons", package / "addons"]
-    paths = [str(path) for path in candidates if path.is_dir()]
-    return ",".join(dict.fromkeys(paths + [str(ROOT)]))
+from scripts.devdb import copy_database, odoo_addons_path
 
 
 def db_args():
@@ -39,41 +26,17 @@ def db_args():
     return args
 
 
-def pg_connect(dbname="postgres"):
-    return psycopg2.connect(
-        dbname=dbname,
-        host=os.environ.get("PGHOST"),
-        port=os.environ.get("PGPORT"),
-        user=os.environ.get("PGUSER"),
-    )
-
-
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def copy_database(template):
+def new_database_from(template):
+    """A copy of the template under a fresh name, for one test."""
     name = f"xrm_e2e_{uuid.uuid4().hex[:10]}"
-    connection = pg_connect()
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    connection.close()
+    copy_database(template, name)
     return name
-
-
-def drop_database(name):
-    connection = pg_connect()
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid != pg_backend_pid()",
-            [name],
-        )
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    connection.close()
 
 
 class OdooServer:

@@ -2,7 +2,7 @@
 
 import collections
 
-from .odoo_process import pg_connect
+from scripts.devdb import pg_connect
 
 ACCOUNT_EMAIL = "campaigns@example.com"
 
