@@ -1,5 +1,4 @@
 import logging
-import random
 import threading
 import time
 from datetime import timedelta
@@ -147,7 +146,7 @@ class XrmEmailCampaign(models.Model):
                 )
             except UserError:
                 raise
-            except Exception as error:
+            except Exception as error:  # whatever failed, the user sees it with its reason
                 raise UserError(
                     self.env._(
                         "The test e-mail of campaign '%(campaign)s' could not be sent to %(sender)s: %(reason)s",
@@ -373,17 +372,19 @@ class XrmEmailCampaign(models.Model):
         self.env["xrm.email.campaign.recipient"].flush_model()
         self.env.cr.execute(
             SQL(
+                # PostgreSQL picks: a 100,000-recipient campaign sends one id over, not all of them
                 """SELECT id FROM xrm_email_campaign_recipient
-                WHERE campaign_id = %s AND email IS NOT NULL AND email != ''""",
+                WHERE campaign_id = %s AND email IS NOT NULL AND email != ''
+                ORDER BY random() LIMIT 1""",
                 self.id,
             )
         )
-        ids = [row[0] for row in self.env.cr.fetchall()]
-        if not ids:
+        row = self.env.cr.fetchone()
+        if not row:
             raise UserError(
                 self.env._("Campaign '%s' has no recipient with an e-mail address to render the test from.", self.name)
             )
-        return self.env["xrm.email.campaign.recipient"].browse(random.choice(ids))
+        return self.env["xrm.email.campaign.recipient"].browse(row[0])
 
     def _start_sending(self, started_by=None):
         self.write(
@@ -433,7 +434,7 @@ class XrmEmailCampaign(models.Model):
             return
         try:
             smtp_session.quit()
-        except Exception:
+        except Exception:  # the session may already be gone; there is nothing left to save
             _logger.debug("SMTP session already closed", exc_info=True)
 
     def _send_message(self, smtp_session, constants, email_to, subject, body, message_id=None):
@@ -692,7 +693,7 @@ class XrmEmailCampaign(models.Model):
         try:
             smtp_session = self._connect_smtp()
             self._send_message(smtp_session, self._sending_constants(), self.account_id.email_from, subject, body)
-        except Exception:
+        except Exception:  # the next cron run tries again; the send itself is complete
             _logger.warning("Results e-mail of campaign %s could not be sent yet", self.id, exc_info=True)
             return
         finally:
@@ -759,5 +760,5 @@ def _wake_cron_when_ready(dbname, wait_seconds=120, renotify=(3, 10, 20)):
             previous = after
             with registry.cursor() as cr:
                 api.Environment(cr, SUPERUSER_ID, {}).ref("xrm_email_campaign.ir_cron_send_campaigns")._notifydb()
-    except Exception:
+    except Exception:  # best effort: the 5-minute cron resumes the send anyway
         _logger.warning("Could not wake the campaign cron after restart", exc_info=True)

@@ -99,6 +99,6 @@ class CampaignTemplate:
             return template.render(context)
         except TemplateError as error:
             raise TemplateRenderError(part, str(error), recipient_label) from error
-        except Exception as error:
+        except Exception as error:  # any runtime error of a template is its author's to fix
             message = f"{type(error).__name__}: {error}"
             raise TemplateRenderError(part, message, recipient_label) from error
