@@ -247,6 +247,67 @@ class XrmEmailCampaign(models.Model):
         self._sending_cron()._trigger()
         return self._action_open_status_tab()
 
+    def action_retry_failed(self, temporary_only=None):
+        """Send again to the failed recipients: only those whose failure was temporary
+        (``temporary_only``, the default; a button passes it in the context as
+        ``retry_temporary_only``), or all of them. Only failed links go back to
+        pending, so nobody already sent is sent again. Returns how many."""
+        self._check_edit_rights(self.env._("retry failed recipients"))
+        if temporary_only is None:
+            temporary_only = self.env.context.get("retry_temporary_only", True)
+        retried = 0
+        for campaign in self:
+            if campaign.state not in ("done", "sending"):
+                raise UserError(
+                    self.env._(
+                        "Failed recipients can be retried once campaign '%s' has been sent "
+                        "(a cancelled send is resumed first).",
+                        campaign.name,
+                    )
+                )
+            self.env["xrm.email.campaign.recipient"].flush_model()
+            self.env.cr.execute(
+                SQL(
+                    """UPDATE xrm_email_campaign_recipient
+                      SET state = 'pending', attempt_count = 0, next_attempt_at = NULL,
+                          error_message = NULL, failure_kind = NULL, write_date = now() AT TIME ZONE 'UTC'
+                    WHERE campaign_id = %s AND state = 'failed' %s""",
+                    campaign.id,
+                    SQL("AND failure_kind = 'temporary'") if temporary_only else SQL(""),
+                )
+            )
+            count = self.env.cr.rowcount
+            self.env["xrm.email.campaign.recipient"].invalidate_model()
+            if not count:
+                continue
+            retried += count
+            campaign.write({"state": "sending", "finished_at": False, "results_sent_at": False})
+            campaign._message_log(
+                body=self.env._(
+                    "%(user)s retried %(count)s failed recipients (%(which)s).",
+                    user=self.env.user.name,
+                    count=count,
+                    which=self.env._("temporary failures") if temporary_only else self.env._("all failures"),
+                )
+            )
+        if retried:
+            self._sending_cron()._trigger()
+        return retried
+
+    @api.model
+    def get_sending_diagnostics(self):
+        """What a person watching sends needs to tell why one stalled, for anyone who may
+        read campaigns: whether the sending cron is active and when it last ran (ir.cron
+        itself is readable by administrators only)."""
+        self.check_access("read")
+        cron = self._sending_cron()
+        return {
+            "cron_active": cron.active,
+            "cron_lastcall": fields.Datetime.to_string(cron.lastcall) if cron.lastcall else False,
+            "cron_nextcall": fields.Datetime.to_string(cron.nextcall) if cron.nextcall else False,
+            "server_time": fields.Datetime.to_string(fields.Datetime.now()),
+        }
+
     def action_open_add_recipients(self):
         self.ensure_one()
         return {
@@ -590,7 +651,8 @@ class XrmEmailCampaign(models.Model):
         attempt = previous_attempts + 1
         if delivery.gives_up(attempt):
             recipient._mark_failed(
-                self.env._("%(reason)s (gave up after %(count)s tries)", reason=failure.reason, count=attempt)
+                self.env._("%(reason)s (gave up after %(count)s tries)", reason=failure.reason, count=attempt),
+                temporary=True,
             )
             return
         retry_at = fields.Datetime.now() + timedelta(seconds=delivery.retry_delay(attempt))

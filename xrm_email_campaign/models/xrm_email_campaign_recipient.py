@@ -43,7 +43,8 @@ class XrmEmailCampaignRecipient(models.Model):
     * ``sent``: the SMTP server accepted the mail; the link type becomes
       'E-mail campaign recipient';
     * ``failed``: no address, an invalid one, a permanent SMTP refusal, or
-      temporary refusals until the retries ran out (``error_message`` says which);
+      temporary refusals until the retries ran out (``error_message`` says which,
+      ``failure_kind`` tells the temporary ones apart for a retry);
     * ``cancelled``: the send was cancelled before this recipient's turn;
       resuming turns it back into ``pending``.
 
@@ -75,6 +76,13 @@ class XrmEmailCampaignRecipient(models.Model):
     )
     sent_at = fields.Datetime(readonly=True)
     error_message = fields.Text(readonly=True)
+    failure_kind = fields.Selection(
+        [("temporary", "Temporary"), ("permanent", "Permanent")],
+        readonly=True,
+        help="Temporary: the SMTP server kept answering 'try later' (4xx) or the connection kept failing until "
+        "the retries ran out; trying again later may work. Permanent: no or an invalid address, a refusal (5xx) "
+        "or a template error for this recipient.",
+    )
     message_id = fields.Char("Message-ID", readonly=True)
     attempt_count = fields.Integer(readonly=True, help="Tries that met a temporary SMTP failure.")
     next_attempt_at = fields.Datetime(readonly=True, help="A temporary failure postpones the recipient until then.")
@@ -212,11 +220,17 @@ class XrmEmailCampaignRecipient(models.Model):
             message_id=message_id,
             link_type_id=sent_link_type_id,
             error_message=None,
+            failure_kind=None,
             next_attempt_at=None,
         )
 
-    def _mark_failed(self, reason):
-        self._set_outcome(state="failed", error_message=reason, next_attempt_at=None)
+    def _mark_failed(self, reason, temporary=False):
+        self._set_outcome(
+            state="failed",
+            error_message=reason,
+            failure_kind="temporary" if temporary else "permanent",
+            next_attempt_at=None,
+        )
 
     def _postpone(self, reason, attempt, retry_at):
         self._set_outcome(error_message=reason, attempt_count=attempt, next_attempt_at=retry_at)

@@ -1,5 +1,7 @@
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
+
+from odoo.addons.mail.tests.common import mail_new_test_user
 
 from .common import XrmCampaignCase
 
@@ -233,3 +235,50 @@ class TestCampaignSending(XrmCampaignCase):
         self._run_cron()
         self.assertEqual(campaign.sent_count, 2)
         self.assertEqual(len(self._deliveries_to(self.partners[0].email)), 1)
+
+    def test_retry_failed_temporary_only_then_all_never_resends_sent(self):
+        flaky = self.env["res.partner"].create({"name": "Flaky", "email": "tempfail@example.org"})
+        rejected = self.env["res.partner"].create({"name": "Rejected", "email": "reject@example.org"})
+        campaign = self._create_campaign(self.partners[:2] | flaky | rejected)
+        campaign.action_send_now()
+        campaign.recipient_ids.filtered(lambda r: r.partner_id == flaky).attempt_count = 4
+        self._run_cron()
+        by_partner = {r.partner_id: r for r in campaign.recipient_ids}
+        self.assertEqual((by_partner[flaky].state, by_partner[flaky].failure_kind), ("failed", "temporary"))
+        self.assertEqual((by_partner[rejected].state, by_partner[rejected].failure_kind), ("failed", "permanent"))
+        self.assertEqual(campaign.state, "done")
+        with self.assertRaisesRegex(AccessError, "retry failed recipients"):
+            campaign.with_user(self.user_viewer).action_retry_failed()
+
+        self.smtp.handler.tempfail_enabled = False
+        self.assertEqual(campaign.with_user(self.user_editor).action_retry_failed(temporary_only=True), 1)
+        self.assertEqual((by_partner[flaky].state, by_partner[flaky].attempt_count), ("pending", 0))
+        self.assertEqual(by_partner[rejected].state, "failed", "a permanent failure is not retried by default")
+        self.assertEqual(campaign.state, "sending")
+        self._run_cron()
+        self.assertEqual((by_partner[flaky].state, campaign.state), ("sent", "done"))
+
+        retried = campaign.with_user(self.user_editor).with_context(retry_temporary_only=False).action_retry_failed()
+        self.assertEqual(retried, 1)
+        self._run_cron()
+        self.assertEqual(by_partner[rejected].state, "failed")
+        self.assertEqual(len(self._deliveries_to("tempfail@example.org")), 1)
+        for partner in self.partners[:2]:
+            self.assertEqual(len(self._deliveries_to(partner.email)), 1, "retry never re-sends a sent recipient")
+        self.assertEqual(len(self._deliveries_to("campaigns@example.com")), 3, "one results mail per finished send")
+        self.assertEqual(campaign.with_user(self.user_editor).action_retry_failed(temporary_only=True), 0)
+
+    def test_retry_failed_refused_on_a_cancelled_or_draft_send(self):
+        campaign = self._create_campaign(self.partners[:1])
+        with self.assertRaisesRegex(UserError, "once campaign 'Newsletter' has been sent"):
+            campaign.action_retry_failed()
+
+    def test_sending_diagnostics_readable_by_a_viewer(self):
+        cron = self.env.ref("xrm_email_campaign.ir_cron_send_campaigns")
+        cron.active = False
+        diagnostics = self.env["xrm.email.campaign"].with_user(self.user_viewer).get_sending_diagnostics()
+        self.assertIs(diagnostics["cron_active"], False)
+        self.assertTrue(diagnostics["server_time"])
+        outsider = mail_new_test_user(self.env, login="outsider", groups="base.group_user")
+        with self.assertRaises(AccessError):
+            self.env["xrm.email.campaign"].with_user(outsider).get_sending_diagnostics()
