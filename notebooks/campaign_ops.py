@@ -447,10 +447,12 @@ def plot_send_rate(times, title="", bucket_seconds=None, axes=None):
         axes.set_axis_off()
         return figure
     if bucket_seconds is None:
+        # about 40 buckets whatever the length of the send, none shorter than 5 s (noise)
         span = (max(times) - min(times)).total_seconds()
-        bucket_seconds = max(1, int(span // 60) or 1)
+        bucket_seconds = max(5, int(span // 40))
     rates = send_rate(times, bucket_seconds)
     axes.step([moment for moment, _rate in rates], [rate for _moment, rate in rates], where="post")
+    axes.set_ylim(bottom=0)
     axes.set_ylabel("mails / minute")
     axes.set_xlabel(f"UTC ({bucket_seconds} s buckets)")
     axes.set_title(title)

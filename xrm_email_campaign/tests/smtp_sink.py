@@ -134,8 +134,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--dir", default="var/mails", help="folder that keeps every mail as a .eml file")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each mail takes, like a slow provider")
     args = parser.parse_args()
     sink = SmtpSink(args.port, args.dir).start()
+    sink.handler.delay = args.delay
     print(f"SMTP catcher on 127.0.0.1:{sink.port}, mails kept in {args.dir}", flush=True)  # pylint: disable=print-used
     try:
         threading.Event().wait()
