@@ -12,7 +12,7 @@ from notebooks.campaign_ops import CampaignOps, OpsError, failures_csv, send_rat
 from scripts.devdb import drop_database
 
 from .odoo_process import OdooServer, free_port, new_database_from, wait_for
-from .scenario import ACCOUNT_EMAIL, create_campaign, create_user, deliveries, record_id
+from .scenario import ACCOUNT_EMAIL, create_campaign, create_user, deliveries
 
 BARE_TEMPLATE = os.environ.get("XRM_E2E_BARE_TEMPLATE", "xrm_e2e_bare_template")
 
@@ -143,8 +143,8 @@ def test_stalled_sends_are_flagged_with_their_likely_reason(odoo_server, smtp_si
     campaign = create_campaign(server, smtp_sink, 30, name="Stuck news")
     create_user(server, "editor", "group_campaign_user")
     editor = ops_for(server, "editor")
-    cron = record_id(server, "xrm_email_campaign.ir_cron_send_campaigns")
-    server.rpc("ir.cron", "write", [cron], {"active": False})
+    lanes = server.rpc("ir.cron", "search", [("code", "=", "model._cron_send_campaigns()")])
+    server.rpc("ir.cron", "write", lanes, {"active": False})
     server.rpc("xrm.email.campaign", "action_send_now", [campaign], login="editor", password="editor")
 
     diagnostics = editor.diagnostics()
@@ -159,8 +159,8 @@ def test_stalled_sends_are_flagged_with_their_likely_reason(odoo_server, smtp_si
     assert editor.resume(campaign).state == "sending"
     mail_server = server.rpc("ir.mail_server", "search", [("name", "=", "E2E sink")])
     server.rpc("ir.mail_server", "write", mail_server, {"smtp_port": free_port()})
-    server.rpc("ir.cron", "write", [cron], {"active": True})
-    server.rpc("ir.cron", "method_direct_trigger", [cron])
+    server.rpc("ir.cron", "write", lanes, {"active": True})
+    server.rpc("ir.cron", "method_direct_trigger", lanes[:1])
     wait_for(lambda: editor.recent_errors(campaign), timeout=30, message="connection errors recorded")
     diagnostics = editor.diagnostics()
     later = {**diagnostics, "server_time": diagnostics["server_time"] + timedelta(minutes=20)}
@@ -176,7 +176,7 @@ def test_stalled_sends_are_flagged_with_their_likely_reason(odoo_server, smtp_si
         server.rpc("xrm.email.campaign.recipient", "search", [("campaign_id", "=", campaign)]),
         {"next_attempt_at": False},
     )
-    server.rpc("ir.cron", "method_direct_trigger", [cron])
+    server.rpc("ir.cron", "method_direct_trigger", lanes[:1])
     wait_for(lambda: editor.campaign(campaign).state == "done", timeout=60, message="campaign done")
     _by_address, lost, duplicates = deliveries(smtp_sink, 30)
     assert (lost, duplicates) == (set(), 0)

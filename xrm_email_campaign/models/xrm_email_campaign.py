@@ -1,14 +1,15 @@
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.utils import parseaddr
 
-from odoo import api, fields, models
+from odoo import api, fields, models, modules
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
-from odoo.tools.mail import email_domain_extract, email_normalize, formataddr
+from odoo.tools.mail import email_domain_extract, email_normalize, formataddr, html2plaintext
 
-from ..tools import delivery, report
+from ..tools import delivery, mime, report
 from ..tools.rendering import CampaignTemplate, TemplateRenderError, recipient_context
 from .xrm_email_campaign_recipient import execute_retrying, in_real_worker
 
@@ -18,6 +19,17 @@ _logger = logging.getLogger(__name__)
 # template before anything is sent (the context has the same keys for every
 # recipient, so a sample finds undefined variables as well as all of them).
 TEMPLATE_CHECK_SAMPLE = 1000
+
+# The sending cron comes as several ir.cron records ("lanes") running the same
+# code: Odoo runs one record in one worker at a time, so lanes are what lets
+# several cron workers -- of one server or of several servers on the same
+# database -- send at once. The recipient claims keep them apart.
+SENDING_LANES = (
+    "xrm_email_campaign.ir_cron_send_campaigns",
+    "xrm_email_campaign.ir_cron_send_campaigns_lane_2",
+    "xrm_email_campaign.ir_cron_send_campaigns_lane_3",
+    "xrm_email_campaign.ir_cron_send_campaigns_lane_4",
+)
 
 
 class XrmEmailCampaign(models.Model):
@@ -182,7 +194,7 @@ class XrmEmailCampaign(models.Model):
                 raise UserError(self.env._("Set a sending time in the future for campaign '%s'.", campaign.name))
             campaign._check_can_start(allowed_states=("draft", "scheduled"))
             campaign.write({"state": "scheduled", "started_by_id": self.env.uid})
-            self._sending_cron()._trigger(campaign.scheduled_at)
+            self._wake_sending_crons(campaign.scheduled_at)
         return True
 
     def action_unschedule(self):
@@ -244,7 +256,7 @@ class XrmEmailCampaign(models.Model):
             self.env["xrm.email.campaign.recipient"].invalidate_model(["state"])
             campaign.write({"state": "sending", "finished_at": False, "results_sent_at": False})
             campaign._message_log(body=self.env._("Sending resumed by %s.", self.env.user.name))
-        self._sending_cron()._trigger()
+        self._wake_sending_crons()
         return self._action_open_status_tab()
 
     def action_retry_failed(self, temporary_only=None):
@@ -291,7 +303,7 @@ class XrmEmailCampaign(models.Model):
                 )
             )
         if retried:
-            self._sending_cron()._trigger()
+            self._wake_sending_crons()
         return retried
 
     @api.model
@@ -300,11 +312,14 @@ class XrmEmailCampaign(models.Model):
         read campaigns: whether the sending cron is active and when it last ran (ir.cron
         itself is readable by administrators only)."""
         self.check_access("read")
-        cron = self._sending_cron()
+        lanes = self._sending_crons()
+        active = lanes.filtered("active")
+        lastcall = max(lanes.mapped("lastcall"), default=False, key=lambda moment: moment or datetime.min)
+        nextcall = min(active.mapped("nextcall"), default=False)
         return {
-            "cron_active": cron.active,
-            "cron_lastcall": fields.Datetime.to_string(cron.lastcall) if cron.lastcall else False,
-            "cron_nextcall": fields.Datetime.to_string(cron.nextcall) if cron.nextcall else False,
+            "cron_active": bool(active),
+            "cron_lastcall": fields.Datetime.to_string(lastcall) if lastcall else False,
+            "cron_nextcall": fields.Datetime.to_string(nextcall) if nextcall else False,
             "server_time": fields.Datetime.to_string(fields.Datetime.now()),
         }
 
@@ -386,14 +401,15 @@ class XrmEmailCampaign(models.Model):
 
     def _compile_template(self):
         try:
-            return CampaignTemplate(self.subject, self.body_html)
+            return CampaignTemplate(self.subject, self.body_html, html_to_text=html2plaintext)
         except TemplateRenderError as error:
             raise UserError(
                 self.env._("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)
             ) from error
 
-    def _render_row(self, template, row, constants):
-        """Render one recipient's mail from plain values (see ``_delivery_rows``)."""
+    def _render_row(self, template, row, constants, with_text=False):
+        """Render one recipient's mail from plain values (see ``_delivery_rows``):
+        ``(subject, body_html)``, plus the plain-text body ``with_text``."""
         context = recipient_context(
             row["values"],
             campaign_name=constants["campaign_name"],
@@ -401,6 +417,8 @@ class XrmEmailCampaign(models.Model):
             sender_email=constants["sender_email"],
         )
         try:
+            if with_text:
+                return template.render_mail(context, recipient_label=row["label"])
             return template.render(context, recipient_label=row["label"])
         except TemplateRenderError as error:
             raise UserError(
@@ -458,7 +476,7 @@ class XrmEmailCampaign(models.Model):
             }
         )
         self._message_log(body=self.env._("Sending started by %s.", (started_by or self.env.user).name))
-        self._sending_cron()._trigger()
+        self._wake_sending_crons()
 
     def _action_open_status_tab(self):
         action = {
@@ -474,6 +492,18 @@ class XrmEmailCampaign(models.Model):
 
     def _sending_cron(self):
         return self.env.ref("xrm_email_campaign.ir_cron_send_campaigns").sudo()
+
+    def _sending_crons(self):
+        """Every lane of the sending cron (see ``SENDING_LANES``), active or not."""
+        lanes = self.env["ir.cron"].sudo()
+        for xmlid in SENDING_LANES:
+            lanes |= self.env.ref(xmlid, raise_if_not_found=False) or self.env["ir.cron"]
+        return lanes.sudo()
+
+    def _wake_sending_crons(self, at=None):
+        """Wake every active lane, so every cron worker free to send joins in."""
+        for lane in self._sending_crons().filtered("active"):
+            lane._trigger(at)
 
     # -- SMTP -------------------------------------------------------------------
 
@@ -536,7 +566,8 @@ class XrmEmailCampaign(models.Model):
         """
         params = self._sending_params()
         self._start_due_campaigns()
-        deadline = time.monotonic() + params["run_seconds"]
+        started = time.monotonic()
+        deadline = started + params["run_seconds"]
         done = 0
         for campaign in self.search([("state", "=", "sending")], order="started_at, id"):
             while time.monotonic() < deadline:
@@ -547,11 +578,17 @@ class XrmEmailCampaign(models.Model):
             campaign._finish_if_complete()
         self._finish_results_mails()
         remaining = self._count_sendable()
-        cron = self._sending_cron()
-        cron._notify_progress(done=done, remaining=remaining)
+        if done:
+            _logger.info(
+                "Processed %s campaign mails (sent or failed) in %.1f s, %s left",
+                done,
+                time.monotonic() - started,
+                remaining,
+            )
+        self._sending_cron()._notify_progress(done=done, remaining=remaining)
         if remaining and done:
-            cron._trigger()
-        self._trigger_next_retry(cron)
+            self._wake_sending_crons()
+        self._trigger_next_retry()
 
     def _sending_params(self):
         get_param = self.env["ir.config_parameter"].sudo().get_param
@@ -597,66 +634,112 @@ class XrmEmailCampaign(models.Model):
     def _send_batch_over(self, smtp_session, batch, lease_seconds=300):
         template = self._compile_template_or_none()
         constants = self._sending_constants()
+        batch_mail = self._prepare_batch_mail(smtp_session, constants)
         Recipient = self.env["xrm.email.campaign.recipient"].sudo()
         # A slow provider may take longer than the lease for a whole batch: renew it
         # before a third of it has passed, so no other worker takes over live claims.
         renew_at = time.monotonic() + lease_seconds / 3
         processed = 0
-        for row in batch._delivery_rows():
-            if self._is_cancelled():
-                break
-            if time.monotonic() >= renew_at:
-                batch._renew_own_claims(lease_seconds)
-                renew_at = time.monotonic() + lease_seconds / 3
-            outcome = self._deliver(smtp_session, template, row, constants, Recipient.browse(row["id"]))
-            self._commit()  # one recipient's outcome is durable before the next SMTP transaction
-            processed += 1
-            if outcome is not None and outcome.session_broken:
-                break
+        if self._is_cancelled():
+            return 0
+        # Each outcome is committed before the next mail goes out; PostgreSQL need not wait
+        # for the disk on those commits: a killed Odoo loses none of them (the server has
+        # them), only a crash of PostgreSQL itself could lose the last fraction of a second.
+        self.env.cr.execute("SET synchronous_commit TO OFF")
+        Recipient._prepare_mark_sent()
+        self._commit()
+        try:
+            for row in batch._delivery_rows():
+                if time.monotonic() >= renew_at:
+                    batch._renew_own_claims(lease_seconds)
+                    renew_at = time.monotonic() + lease_seconds / 3
+                failure, campaign_state = self._deliver(
+                    smtp_session, template, row, constants, Recipient.browse(row["id"]), batch_mail
+                )
+                self._commit()  # one recipient's outcome is durable before the next SMTP transaction
+                processed += 1
+                if campaign_state != "sending" or (failure is not None and failure.session_broken):
+                    break
+        finally:
+            Recipient._unprepare_mark_sent()
+            self.env.cr.execute("RESET synchronous_commit")
         return processed
 
-    def _deliver(self, smtp_session, template, row, constants, recipient):
-        """Send one recipient's mail and record the outcome; return the failure, if any."""
+    def _prepare_batch_mail(self, smtp_session, constants):
+        """What every mail of a batch shares, through Odoo's mail stack once per batch:
+        ``build_email`` and ``_prepare_email_message`` decide the envelope sender and
+        the From header (bounce address, from-filter, encapsulation) as for any mail."""
+        mail_server = (
+            self.env["ir.mail_server"]
+            .sudo()
+            .with_context(
+                domain_bounce_address=constants["bounce_address"],
+                domain_notifications_email=constants["notifications_email"],
+            )
+        )
+        prototype = mail_server.build_email(
+            email_from=constants["email_from"],
+            email_to=[constants["sender_email"]],
+            subject="",
+            body="",
+            subtype="html",
+        )
+        smtp_from, _to, prototype = mail_server._prepare_email_message(prototype, smtp_session)
+        return {
+            "smtp_from": smtp_from,
+            "headers": [
+                f"From: {mime.address(*parseaddr(str(prototype['From'])))}",
+                f"Reply-To: {mime.address(*parseaddr(str(prototype['Reply-To'])))}",
+                f"X-XRM-Campaign: {constants['campaign_id']}",
+            ],
+        }
+
+    def _deliver(self, smtp_session, template, row, constants, recipient, batch_mail):
+        """Send one recipient's mail and record the outcome.
+
+        Returns the failure, if any, and the campaign's state as the outcome's
+        UPDATE read it: a cancel is seen before the next mail, at no extra query.
+        """
         email = email_normalize(row["email"] or "")
         if not row["email"]:
-            recipient._mark_failed(self.env._("No e-mail address"))
-            return None
+            return None, recipient._mark_failed(self.env._("No e-mail address"))
         if not email:
-            recipient._mark_failed(self.env._("Invalid e-mail address: %s", row["email"]))
-            return None
+            return None, recipient._mark_failed(self.env._("Invalid e-mail address: %s", row["email"]))
         if template is None:
-            recipient._mark_failed(self.env._("The campaign template does not compile"))
-            return None
+            return None, recipient._mark_failed(self.env._("The campaign template does not compile"))
         try:
-            subject, body = self._render_row(template, row, constants)
+            subject, body, text = self._render_row(template, row, constants, with_text=True)
         except UserError as error:
-            recipient._mark_failed(str(error))
-            return None
+            return None, recipient._mark_failed(str(error))
         message_id = report.campaign_message_id(
             constants["database_uuid"], constants["campaign_id"], row["id"], constants["domain"]
         )
         try:
-            self._send_message(smtp_session, constants, formataddr((row["name"], email)), subject, body, message_id)
+            self._send_prepared(smtp_session, batch_mail, row["name"], email, subject, body, text, message_id)
         except Exception as error:  # noqa: BLE001 -- every SMTP outcome is recorded, none is lost
             failure = delivery.classify_smtp_error(error)
-            self._record_failure(recipient, row["attempt_count"], failure)
-            return failure
-        recipient._mark_sent(message_id, constants["sent_link_type_id"])
-        return None
+            return failure, self._record_failure(recipient, row["attempt_count"], failure)
+        return None, recipient._mark_sent_prepared(message_id, constants["sent_link_type_id"])
+
+    @staticmethod
+    def _send_prepared(smtp_session, batch_mail, name, email, subject, body, text, message_id):
+        if modules.module.current_test:  # as ir.mail_server.send_email: no SMTP in Odoo's own test runs
+            return
+        data = mime.campaign_mail(batch_mail["headers"], mime.address(name, email), subject, message_id, body, text)
+        smtp_session.sendmail(batch_mail["smtp_from"], [email], data)
 
     def _record_failure(self, recipient, previous_attempts, failure):
+        """Record a failed try; return the campaign's state (see ``_deliver``)."""
         if failure.permanent:
-            recipient._mark_failed(failure.reason)
-            return
+            return recipient._mark_failed(failure.reason)
         attempt = previous_attempts + 1
         if delivery.gives_up(attempt):
-            recipient._mark_failed(
+            return recipient._mark_failed(
                 self.env._("%(reason)s (gave up after %(count)s tries)", reason=failure.reason, count=attempt),
                 temporary=True,
             )
-            return
         retry_at = fields.Datetime.now() + timedelta(seconds=delivery.retry_delay(attempt))
-        recipient._postpone(failure.reason, attempt, retry_at)
+        return recipient._postpone(failure.reason, attempt, retry_at)
 
     def _postpone_all(self, batch, reason):
         """The SMTP server could not be reached: not the recipients' fault, so no try is
@@ -689,7 +772,7 @@ class XrmEmailCampaign(models.Model):
         )
         return self.env.cr.fetchone()[0]
 
-    def _trigger_next_retry(self, cron):
+    def _trigger_next_retry(self):
         """Come back when the earliest postponed recipient or foreign claim may be taken."""
         self.env.cr.execute(
             SQL(
@@ -703,7 +786,7 @@ class XrmEmailCampaign(models.Model):
         )
         next_at = self.env.cr.fetchone()[0]
         if next_at:
-            cron._trigger(next_at)
+            self._wake_sending_crons(next_at)
 
     def _finish_if_complete(self):
         """Mark the campaign done once no recipient is pending (atomically, once)."""
@@ -814,13 +897,12 @@ def _wake_cron_when_ready(dbname, wait_seconds=120, renotify=(3, 10, 20)):
     try:
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            cron = env.ref("xrm_email_campaign.ir_cron_send_campaigns")
-            cron._trigger()
+            env["xrm.email.campaign"]._wake_sending_crons()
         previous = 0
         for after in renotify:
             time.sleep(after - previous)
             previous = after
             with registry.cursor() as cr:
-                api.Environment(cr, SUPERUSER_ID, {}).ref("xrm_email_campaign.ir_cron_send_campaigns")._notifydb()
+                api.Environment(cr, SUPERUSER_ID, {})["ir.cron"]._notifydb()
     except Exception:  # best effort: the 5-minute cron resumes the send anyway
         _logger.warning("Could not wake the campaign cron after restart", exc_info=True)

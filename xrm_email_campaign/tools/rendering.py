@@ -27,6 +27,7 @@ RECIPIENT_FIELDS = (
 
 _BODY_ENV = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
 _SUBJECT_ENV = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+_TEXT_ENV = _SUBJECT_ENV
 
 
 class TemplateRenderError(ValueError):
@@ -72,10 +73,22 @@ def _check_subject_line(text, recipient=None):
 class CampaignTemplate:
     """A campaign's subject and HTML body, compiled once, rendered per recipient."""
 
-    def __init__(self, subject, body_html):
+    def __init__(self, subject, body_html, html_to_text=None):
         _check_subject_line(subject or "")
         self._subject = self._compile(_SUBJECT_ENV, "subject", subject or "")
         self._body = self._compile(_BODY_ENV, "body", body_html or "")
+        self._html_to_text = html_to_text
+        self._text = self._text_template(body_html or "") if html_to_text else None
+        self._text_checked = False
+
+    def _text_template(self, body_source):
+        """The plain-text alternative as a template of its own, converted from the HTML
+        template once instead of converting every rendered mail (an HTML parse per mail).
+        A template whose conversion does not compile falls back to per-mail conversion."""
+        try:
+            return _TEXT_ENV.from_string(self._html_to_text(body_source))
+        except TemplateError:
+            return None
 
     @staticmethod
     def _compile(env, part, source):
@@ -92,6 +105,25 @@ class CampaignTemplate:
         _check_subject_line(subject, recipient_label)
         body = self._render_part(self._body, "body", context, recipient_label)
         return subject.strip(), body
+
+    def render_mail(self, context, recipient_label=None):
+        """Return ``(subject, body_html, body_text)`` for one recipient's context.
+
+        The first mail checks the text template against converting the rendered
+        HTML; if they differ (jinja tags inside HTML attributes, say), every mail
+        of this template is converted instead, so the text is never wrong.
+        """
+        subject, html = self.render(context, recipient_label)
+        if self._text is None:
+            return subject, html, self._html_to_text(html) if self._html_to_text else ""
+        text = self._render_part(self._text, "body", context, recipient_label)
+        if not self._text_checked:
+            self._text_checked = True
+            converted = self._html_to_text(html)
+            if text != converted:
+                self._text = None
+                return subject, html, converted
+        return subject, html, text
 
     @staticmethod
     def _render_part(template, part, context, recipient_label):
