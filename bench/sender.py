@@ -10,6 +10,7 @@ all N mails. Prints one JSON object with the figures.
 import argparse
 import json
 import os
+import re
 import time
 
 from bench.sink import count_lines, read_log
@@ -26,6 +27,17 @@ def body_html(placeholder):
     """About 7 kB of HTML with one per-recipient placeholder, as the issue asks."""
     paragraphs = PARAGRAPH * 17
     return f"<div><p>Dear {placeholder},</p>\n{paragraphs}<p>Kind regards,<br/>The shop team</p></div>"
+
+
+def text_of(html):
+    """A plain-text alternative of the bench body, as a sender would add one."""
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def mean_message_bytes(log):
+    """The mean size of the mails the recipients got (not the results mail)."""
+    sizes = [row.size for row in log if row.rcpt.startswith("bench") and row.rcpt != "bench-sender@example.com"]
+    return round(sum(sizes) / len(sizes)) if sizes else 0
 
 
 def peak_rss_mb():
@@ -170,7 +182,7 @@ def main():
         launched, finished, extra = run(env, partner_ids, args)
         queries = sql_db.sql_counter - queries_before
     log = read_log(args.sink_log)
-    last = max(accepted for accepted, _rcpt, _mid in log) if log else launched
+    last = max(row.at for row in log) if log else launched
     seconds = last - launched
     print(  # pylint: disable=print-used
         json.dumps(
@@ -179,6 +191,7 @@ def main():
                 "n": args.n,
                 "complete": finished,
                 "accepted": len(log),
+                "message_bytes": mean_message_bytes(log),
                 "seconds": round(seconds, 2),
                 "mails_per_s": round(len(log) / seconds, 1) if seconds > 0 else None,
                 "peak_rss_mb": round(peak_rss_mb(), 1),

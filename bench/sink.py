@@ -1,7 +1,7 @@
 """The benchmark's SMTP server: aiosmtpd on 127.0.0.1 in a process of its own (so it
 takes no CPU time from the sender it measures), logging one line per accepted mail:
 
-    <accepted at, epoch seconds> <recipient> <Message-ID>
+    <accepted at, epoch seconds> <recipient> <Message-ID> <size in bytes>
 
 to a file the benchmark reads for counts, the time of the last mail, losses and duplicates.
 """
@@ -10,6 +10,7 @@ import argparse
 import re
 import threading
 import time
+from typing import NamedTuple
 
 from aiosmtpd.controller import Controller
 
@@ -25,21 +26,31 @@ class LoggingHandler:
         found = MESSAGE_ID.search(envelope.content[:8192])
         message_id = found.group(1).decode() if found else "-"
         accepted_at = time.time()
-        lines = "".join(f"{accepted_at:.6f} {rcpt} {message_id}\n" for rcpt in envelope.rcpt_tos)
+        size = len(envelope.content)
+        lines = "".join(f"{accepted_at:.6f} {rcpt} {message_id} {size}\n" for rcpt in envelope.rcpt_tos)
         with self.lock:
             self.log_file.write(lines)
             self.log_file.flush()
         return "250 OK"
 
 
+class Accepted(NamedTuple):
+    """One line of a sink log: one mail the sink accepted for one recipient."""
+
+    at: float
+    rcpt: str
+    message_id: str
+    size: int
+
+
 def read_log(path):
-    """[(accepted at, recipient, message id)] from a sink log."""
+    """Every :class:`Accepted` line of a sink log, in order."""
     rows = []
     with open(path, encoding="utf-8") as log:
         for line in log:
             parts = line.split()
-            if len(parts) == 3:
-                rows.append((float(parts[0]), parts[1], parts[2]))
+            if len(parts) == 4:
+                rows.append(Accepted(float(parts[0]), parts[1], parts[2], int(parts[3])))
     return rows
 
 

@@ -4,13 +4,14 @@ import time
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
-from odoo import api, fields, models, modules
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 from odoo.tools.mail import email_domain_extract, email_normalize, formataddr, html2plaintext
 
 from ..tools import delivery, mime, report
-from ..tools.rendering import CampaignTemplate, TemplateRenderError, recipient_context
+from ..tools.rendering import TemplateRenderError, compiled_template, recipient_context
+from .batch_send import BatchSend
 from .xrm_email_campaign_recipient import execute_retrying, in_real_worker
 
 _logger = logging.getLogger(__name__)
@@ -401,7 +402,7 @@ class XrmEmailCampaign(models.Model):
 
     def _compile_template(self):
         try:
-            return CampaignTemplate(self.subject, self.body_html, html_to_text=html2plaintext)
+            return compiled_template(self.subject or "", self.body_html or "", html_to_text=html2plaintext)
         except TemplateRenderError as error:
             raise UserError(
                 self.env._("Campaign '%(campaign)s': %(error)s", campaign=self.name, error=error)
@@ -571,7 +572,7 @@ class XrmEmailCampaign(models.Model):
         done = 0
         for campaign in self.search([("state", "=", "sending")], order="started_at, id"):
             while time.monotonic() < deadline:
-                sent = campaign._send_one_batch(params["batch_size"], params["lease_seconds"])
+                sent = campaign._send_one_batch(params["batch_size"], params["lease_seconds"], deadline)
                 if not sent:
                     break
                 done += sent
@@ -611,9 +612,17 @@ class XrmEmailCampaign(models.Model):
         if due:
             self._commit()
 
-    def _send_one_batch(self, batch_size, lease_seconds):
-        """Claim a batch, send it over one SMTP session; return how many were processed."""
+    def _send_one_batch(self, batch_size, lease_seconds, deadline=None):
+        """Claim a batch, send it over one SMTP session; return how many were processed.
+
+        Sends until ``deadline`` (``time.monotonic()``) at most, so that one cron run
+        stays bounded even when a rate limit or a slow server makes a batch slow.
+        """
         self.ensure_one()
+        pause_end = self.account_id.sudo()._running_pause_end()
+        if pause_end:  # the provider asked to back off: come back when the pause is over
+            self._wake_sending_crons(pause_end)
+            return 0
         Recipient = self.env["xrm.email.campaign.recipient"].sudo()
         batch = Recipient._claim_batch(self.id, batch_size, lease_seconds)
         self._commit()  # the claim must be visible to other workers before we send
@@ -625,45 +634,50 @@ class XrmEmailCampaign(models.Model):
             self._postpone_all(batch, delivery.classify_smtp_error(error).reason)
             return 0
         try:
-            return self._send_batch_over(smtp_session, batch, lease_seconds)
+            return self._send_batch_over(smtp_session, batch, lease_seconds, deadline)
         finally:
             batch._release_own_claims()
             self._commit()
             self._close_smtp(smtp_session)
 
-    def _send_batch_over(self, smtp_session, batch, lease_seconds=300):
-        template = self._compile_template_or_none()
-        constants = self._sending_constants()
-        batch_mail = self._prepare_batch_mail(smtp_session, constants)
-        Recipient = self.env["xrm.email.campaign.recipient"].sudo()
-        # A slow provider may take longer than the lease for a whole batch: renew it
-        # before a third of it has passed, so no other worker takes over live claims.
-        renew_at = time.monotonic() + lease_seconds / 3
-        processed = 0
+    def _send_batch_over(self, smtp_session, batch, lease_seconds=300, deadline=None):
+        """Send a claimed batch over one SMTP session; return how many recipients were processed.
+
+        The SMTP conversation of each mail runs in a pipeline thread while the outcome
+        of the previous one is committed here (see ``tools/smtp_pipeline``): a mail is
+        accepted by the server only once the outcome before it is durable. With a rate
+        limit each mail first waits for its slot (``tools/throttle``), with nothing in
+        flight, so the whole SMTP transaction of a mail happens inside its slot.
+        """
         if self._is_cancelled():
             return 0
-        # Each outcome is committed before the next mail goes out; PostgreSQL need not wait
-        # for the disk on those commits: a killed Odoo loses none of them (the server has
-        # them), only a crash of PostgreSQL itself could lose the last fraction of a second.
-        self.env.cr.execute("SET synchronous_commit TO OFF")
-        Recipient._prepare_mark_sent()
-        self._commit()
+        loop = BatchSend(self, smtp_session, batch, lease_seconds, deadline)
         try:
-            for row in batch._delivery_rows():
-                if time.monotonic() >= renew_at:
-                    batch._renew_own_claims(lease_seconds)
-                    renew_at = time.monotonic() + lease_seconds / 3
-                failure, campaign_state = self._deliver(
-                    smtp_session, template, row, constants, Recipient.browse(row["id"]), batch_mail
-                )
-                self._commit()  # one recipient's outcome is durable before the next SMTP transaction
-                processed += 1
-                if campaign_state != "sending" or (failure is not None and failure.session_broken):
-                    break
+            return loop.run()
         finally:
-            Recipient._unprepare_mark_sent()
-            self.env.cr.execute("RESET synchronous_commit")
-        return processed
+            loop.close()
+
+    def _prepare_delivery(self, template, row, constants, batch_mail):
+        """One recipient's mail as bytes (``email``, ``data``, ``message_id``), or the
+        ``failure`` that keeps it from being sent at all."""
+        email = email_normalize(row["email"] or "")
+        if not row["email"]:
+            return {"failure": self.env._("No e-mail address")}
+        if not email:
+            return {"failure": self.env._("Invalid e-mail address: %s", row["email"])}
+        if template is None:
+            return {"failure": self.env._("The campaign template does not compile")}
+        try:
+            subject, body, text = self._render_row(template, row, constants, with_text=True)
+        except UserError as error:
+            return {"failure": str(error)}
+        message_id = report.campaign_message_id(
+            constants["database_uuid"], constants["campaign_id"], row["id"], constants["domain"]
+        )
+        data = mime.campaign_mail(
+            batch_mail["headers"], mime.address(row["name"], email), subject, message_id, body, text
+        )
+        return {"email": email, "data": data, "message_id": message_id}
 
     def _prepare_batch_mail(self, smtp_session, constants):
         """What every mail of a batch shares, through Odoo's mail stack once per batch:
@@ -694,42 +708,8 @@ class XrmEmailCampaign(models.Model):
             ],
         }
 
-    def _deliver(self, smtp_session, template, row, constants, recipient, batch_mail):
-        """Send one recipient's mail and record the outcome.
-
-        Returns the failure, if any, and the campaign's state as the outcome's
-        UPDATE read it: a cancel is seen before the next mail, at no extra query.
-        """
-        email = email_normalize(row["email"] or "")
-        if not row["email"]:
-            return None, recipient._mark_failed(self.env._("No e-mail address"))
-        if not email:
-            return None, recipient._mark_failed(self.env._("Invalid e-mail address: %s", row["email"]))
-        if template is None:
-            return None, recipient._mark_failed(self.env._("The campaign template does not compile"))
-        try:
-            subject, body, text = self._render_row(template, row, constants, with_text=True)
-        except UserError as error:
-            return None, recipient._mark_failed(str(error))
-        message_id = report.campaign_message_id(
-            constants["database_uuid"], constants["campaign_id"], row["id"], constants["domain"]
-        )
-        try:
-            self._send_prepared(smtp_session, batch_mail, row["name"], email, subject, body, text, message_id)
-        except Exception as error:  # noqa: BLE001 -- every SMTP outcome is recorded, none is lost
-            failure = delivery.classify_smtp_error(error)
-            return failure, self._record_failure(recipient, row["attempt_count"], failure)
-        return None, recipient._mark_sent_prepared(message_id, constants["sent_link_type_id"])
-
-    @staticmethod
-    def _send_prepared(smtp_session, batch_mail, name, email, subject, body, text, message_id):
-        if modules.module.current_test:  # as ir.mail_server.send_email: no SMTP in Odoo's own test runs
-            return
-        data = mime.campaign_mail(batch_mail["headers"], mime.address(name, email), subject, message_id, body, text)
-        smtp_session.sendmail(batch_mail["smtp_from"], [email], data)
-
     def _record_failure(self, recipient, previous_attempts, failure):
-        """Record a failed try; return the campaign's state (see ``_deliver``)."""
+        """Record a failed try; return the campaign's state (see ``BatchSend._settle``)."""
         if failure.permanent:
             return recipient._mark_failed(failure.reason)
         attempt = previous_attempts + 1

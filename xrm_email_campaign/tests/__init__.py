@@ -2,7 +2,11 @@ from . import test_campaign_links
 from . import test_campaign_schedule
 from . import test_campaign_security
 from . import test_campaign_sending
+from . import test_campaign_throttle
 from . import test_claims
 from . import test_tools_delivery
+from . import test_tools_mime
 from . import test_tools_rendering
 from . import test_tools_report
+from . import test_tools_smtp_pipeline
+from . import test_tools_throttle

@@ -25,6 +25,7 @@ class DeliveryFailure:
     permanent: bool
     reason: str
     session_broken: bool = False
+    code: int = None  # the SMTP reply code, when the server answered
 
 
 def _decode(message):
@@ -35,7 +36,7 @@ def _decode(message):
 
 def _from_code(code, text, session_broken=False):
     reason = f"{code} {_decode(text)}".strip()
-    return DeliveryFailure(permanent=500 <= code < 600, reason=reason, session_broken=session_broken)
+    return DeliveryFailure(permanent=500 <= code < 600, reason=reason, session_broken=session_broken, code=code)
 
 
 def classify_smtp_error(error):

@@ -6,6 +6,8 @@ values built by :func:`recipient_context` -- never ORM records, which would
 give a template author a path to ``env`` and every table of the database.
 """
 
+import functools
+
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -134,3 +136,13 @@ class CampaignTemplate:
         except Exception as error:  # any runtime error of a template is its author's to fix
             message = f"{type(error).__name__}: {error}"
             raise TemplateRenderError(part, message, recipient_label) from error
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_template(subject, body_html, html_to_text=None):
+    """A :class:`CampaignTemplate` compiled once per process for the same sources.
+
+    The send loop needs one per batch; compiling three jinja2 templates each time
+    cost more than rendering the batch's mails. A compile error is not cached.
+    """
+    return CampaignTemplate(subject, body_html, html_to_text=html_to_text)
