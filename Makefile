@@ -1,4 +1,4 @@
-.PHONY: test demo notebook lint
+.PHONY: test demo notebook bench lint
 
 ## Run every test (addon tests with pytest-odoo, end-to-end tests with real servers).
 test:
@@ -11,6 +11,12 @@ demo:
 ## Open the ops notebook in JupyterLab, connected to the demo (run `make demo` first).
 notebook:
 	scripts/notebook
+
+## The benchmark: ours vs mass_mailing vs raw SMTP and the rest of issue 4's figures (about 25 min).
+## Another N: make bench N="1000 10000"
+N ?= 1000 10000 100000
+bench:
+	scripts/bench --n $(N)
 
 ## ruff and pylint-odoo, as pre-commit runs them.
 lint:

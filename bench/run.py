@@ -1,8 +1,10 @@
 """The benchmark behind `make bench`: this addon against Odoo's own mass_mailing and against
 the raw-SMTP limit, in one run on one machine, plus memory, bulk linking, the Status form,
-two servers sharing one campaign and a kill -9 in the middle of a send.
+two servers sharing one campaign, an account's rate limit over two servers and a kill -9
+in the middle of a send.
 
     python3 -m bench.run --n 1000 10000 100000 [--mass-mailing-max 10000] [--shared-n 20000]
+                         [--rate-limit-n 1000 --rate-limit 600] [--kill9-n 10000]
 
 Every send goes to one aiosmtpd sink on 127.0.0.1 (bench/sink.py, its own process) and is
 timed from launch to the last message the sink accepted. Prints a table; writes the same
@@ -283,6 +285,47 @@ def shared_send(n, servers_count, tmp):
             sink.stop()
 
 
+def rate_limited_send(n, per_minute, tmp):
+    """Two servers sending one campaign for an account limited to ``per_minute``."""
+    with fresh_database(n) as dbname:
+        sink = Sink()
+        servers = [OdooServer(dbname, tmp).start() for _index in range(2)]
+        try:
+            campaign = start_campaign_over_rpc(servers[0], sink.port, n)
+            account = servers[0].rpc("xrm.email.campaign", "read", [campaign], ["account_id"])[0]["account_id"][0]
+            servers[0].rpc("xrm.email.account", "write", [account], {"rate_limit_per_minute": per_minute})
+            log(f"rate limit: sending {n:,} mails at {per_minute:,}/min from 2 servers")
+            servers[0].rpc("xrm.email.campaign", "action_send_now", [campaign])
+            wait_for(lambda: sink.count() >= n, timeout=3600, interval=0.5)
+            times = sorted(row.at for row in sink.rows() if row.rcpt.startswith("bench") and "sender" not in row.rcpt)
+            lost, duplicates = losses_and_duplicates(sink.rows(), n)
+            return {
+                "n": n,
+                "limit_per_minute": per_minute,
+                "achieved_per_minute": round((len(times) - 1) / (times[-1] - times[0]) * 60, 1),
+                "max_in_any_60_s": max_in_window(times, 60.0),
+                "min_gap_s": round(min(b - a for a, b in zip(times, times[1:], strict=False)), 4),
+                "slot_s": round(60 / per_minute, 4),
+                "mails_per_server": [sum(map(int, SENT_LOG_LINE.findall(server.logs()))) for server in servers],
+                "lost": lost,
+                "duplicates": duplicates,
+            }
+        finally:
+            for server in servers:
+                server.stop()
+            sink.stop()
+
+
+def max_in_window(times, seconds):
+    """The most of the sorted ``times`` that fall in any half-open window of ``seconds``."""
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def server_cpu(server):
     process = psutil.Process(server.process.pid)
     times = [process.cpu_times(), *(child.cpu_times() for child in process.children(recursive=True))]
@@ -328,8 +371,9 @@ def table(results):
         "",
         "| N | ours mails/s | mass_mailing mails/s | raw SMTP mails/s | ours / mass_mailing | "
         "ours / raw SMTP | peak RSS ours / mm (MB) | queries per recipient ours / mm | "
-        "row writes per recipient ours / mm | add_partners (s) | Status form read (ms) |",
-        "|" + " --- |" * 11,
+        "row writes per recipient ours / mm | mail bytes ours / mm / raw | add_partners (s) | "
+        "Status form read (ms) |",
+        "|" + " --- |" * 12,
     ]
     for n, row in sorted(results["by_n"].items(), key=lambda item: int(item[0])):
         ours, mm, raw = row["ours"], row.get("mass_mailing"), row["raw_smtp"]
@@ -338,6 +382,8 @@ def table(results):
             f"{_ratio(ours, mm)} | {_ratio(ours, raw)} | {ours['peak_rss_mb']} / {mm['peak_rss_mb'] if mm else '—'} | "
             f"{ours['queries_per_recipient']} / {mm['queries_per_recipient'] if mm else '—'} | "
             f"{ours['row_writes_per_recipient']} / {mm['row_writes_per_recipient'] if mm else '—'} | "
+            f"{ours['message_bytes']:,} / {format(mm['message_bytes'], ',') if mm else '—'} / "
+            f"{raw['message_bytes']:,} | "
             f"{ours['add_partners_s']:.2f} | {ours['status_form_read_ms']:.1f} |"
         )
     ns = sorted(int(n) for n in results["by_n"])
@@ -354,6 +400,14 @@ def table(results):
             f"mails per server {shared['mails_per_server']}, lost {shared['lost']}, duplicates {shared['duplicates']}; "
             f"CPU s per server {shared['cpu_s_per_server']}, PostgreSQL {shared['cpu_s_postgres']}, "
             f"sink {shared['cpu_s_sink']}"
+        )
+    if results.get("rate_limit"):
+        rate = results["rate_limit"]
+        lines.append(
+            f"\nRate limit {rate['limit_per_minute']:,}/min, 2 servers, {rate['n']:,} mails: "
+            f"at most {rate['max_in_any_60_s']:,} in any 60 s, {rate['achieved_per_minute']:,}/min achieved, "
+            f"closest two mails {rate['min_gap_s']} s apart (slot {rate['slot_s']} s), "
+            f"mails per server {rate['mails_per_server']}, lost {rate['lost']}, duplicates {rate['duplicates']}"
         )
     if results.get("kill9"):
         kill = results["kill9"]
@@ -379,6 +433,8 @@ def main():
     )
     parser.add_argument("--shared-n", type=int, default=20000, help="recipients of the two-servers run (0: skip)")
     parser.add_argument("--kill9-n", type=int, default=10000, help="recipients of the kill -9 run (0: skip)")
+    parser.add_argument("--rate-limit-n", type=int, default=1000, help="recipients of the rate-limited run (0: skip)")
+    parser.add_argument("--rate-limit", type=int, default=600, help="the account's limit in that run, per minute")
     args = parser.parse_args()
 
     ensure_template()
@@ -391,6 +447,8 @@ def main():
             results["by_n"][str(n)] = row
         if args.shared_n:
             results["shared"] = [shared_send(args.shared_n, count, tmp) for count in (1, 2)]
+        if args.rate_limit_n:
+            results["rate_limit"] = rate_limited_send(args.rate_limit_n, args.rate_limit, tmp)
         if args.kill9_n:
             results["kill9"] = kill9_send(args.kill9_n, tmp)
     report = table(results)
