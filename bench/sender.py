@@ -15,6 +15,7 @@ import time
 
 from bench.sink import count_lines, read_log
 
+SENDER = "bench-sender@example.com"  # the account's sender: it gets the results mail
 PARAGRAPH = (
     '<p style="font-family:Arial,sans-serif;font-size:14px;line-height:20px;color:#333333">'
     "Our spring collection is here: new colours, lighter fabrics and the classics you asked for. "
@@ -36,7 +37,7 @@ def text_of(html):
 
 def mean_message_bytes(log):
     """The mean size of the mails the recipients got (not the results mail)."""
-    sizes = [row.size for row in log if row.rcpt.startswith("bench") and row.rcpt != "bench-sender@example.com"]
+    sizes = [row.size for row in log if row.rcpt.startswith("bench") and row.rcpt != SENDER]
     return round(sum(sizes) / len(sizes)) if sizes else 0
 
 
@@ -91,9 +92,7 @@ def status_form_read_ms(campaign, repeat=7):
 
 def run_ours(env, partner_ids, args):
     server = mail_server(env, args.sink_port)
-    account = env["xrm.email.account"].create(
-        {"name": "Bench", "email_from": "bench-sender@example.com", "mail_server_id": server.id}
-    )
+    account = env["xrm.email.account"].create({"name": "Bench", "email_from": SENDER, "mail_server_id": server.id})
     campaign = env["xrm.email.campaign"].create(
         {
             "name": "Bench",
@@ -123,7 +122,7 @@ def run_mass_mailing(env, partner_ids, args):
     mailing = env["mailing.mailing"].create(
         {
             "subject": "Spring news for you",
-            "email_from": "bench-sender@example.com",
+            "email_from": SENDER,
             "mailing_model_id": env["ir.model"]._get_id("res.partner"),
             "mailing_domain": repr([("email", "like", "bench%@example.org")]),
             "body_html": body_html('<t t-out="object.name"/>'),

@@ -44,6 +44,8 @@ class OdooServer:
 
     def __init__(self, dbname, log_dir, workers=0, extra_args=(), env=None):
         self.dbname = dbname
+        # Several servers may share one database: each keeps a log of its own.
+        self.name = f"{dbname}-{uuid.uuid4().hex[:6]}"
         self.workers = workers
         self.extra_args = list(extra_args)
         self.env = env or {}
@@ -55,7 +57,7 @@ class OdooServer:
 
     @property
     def log_path(self):
-        return self.log_dir / f"odoo-{self.dbname}-{self.starts}.log"
+        return self.log_dir / f"odoo-{self.name}-{self.starts}.log"
 
     def start(self, timeout=90):
         self.starts += 1
@@ -140,7 +142,7 @@ class OdooServer:
 
     def logs(self):
         return "\n".join(
-            path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"odoo-{self.dbname}-*.log"))
+            path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"odoo-{self.name}-*.log"))
         )
 
 
