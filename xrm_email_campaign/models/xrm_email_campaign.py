@@ -385,7 +385,8 @@ class XrmEmailCampaign(models.Model):
         self.ensure_one()
         if self.state not in allowed_states:
             raise UserError(self.env._("Campaign '%s' has already been sent or is being sent.", self.name))
-        if not self.recipient_ids:
+        # not ``self.recipient_ids``: that would load every id of a 100,000-recipient campaign
+        if not self.env["xrm.email.campaign.recipient"].search_count([("campaign_id", "=", self.id)], limit=1):
             raise UserError(self.env._("Campaign '%s' has no recipients.", self.name))
         self._check_templates()
 
