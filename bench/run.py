@@ -157,36 +157,44 @@ def in_process_send(mode, n):
     with fresh_database(n) as dbname:
         sink = Sink()
         try:
+            # Linking is counted with the send: mass_mailing writes its traces while it sends.
             writes_before = row_writes(dbname)
+            prepared = _sender("prepare-ours", dbname, n, sink) if mode == "ours" else {}
             log(f"{mode}: sending {n:,} mails")
-            output = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.sender",
-                    mode,
-                    "--db",
-                    dbname,
-                    "--n",
-                    str(n),
-                    "--sink-port",
-                    str(sink.port),
-                    "--sink-log",
-                    str(sink.log_path),
-                ],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
+            result = _sender(mode, dbname, n, sink)
             time.sleep(0.5)  # the sender's backend has exited; its statistics are flushed
-            result = json.loads(output.stdout.strip().splitlines()[-1])
             result["row_writes_per_recipient"] = round((row_writes(dbname) - writes_before) / n, 2)
             result["lost"], result["duplicates"] = losses_and_duplicates(sink.rows(), n)
-            log(f"{mode}: {result['mails_per_s']} mails/s")
+            result.update(prepared)
+            log(f"{mode}: {result['mails_per_s']} mails/s, peak RSS {result['peak_rss_mb']} MB")
             return result
         finally:
             sink.stop()
+
+
+def _sender(mode, dbname, n, sink):
+    """Run bench/sender.py in ``mode``; return the JSON object it printed last."""
+    output = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.sender",
+            mode,
+            "--db",
+            dbname,
+            "--n",
+            str(n),
+            "--sink-port",
+            str(sink.port),
+            "--sink-log",
+            str(sink.log_path),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def raw_smtp(n):
@@ -379,7 +387,7 @@ def table(results):
         ours, mm, raw = row["ours"], row.get("mass_mailing"), row["raw_smtp"]
         lines.append(
             f"| {int(n):,} | {ours['mails_per_s']} | {mm['mails_per_s'] if mm else '—'} | {raw['mails_per_s']} | "
-            f"{_ratio(ours, mm)} | {_ratio(ours, raw)} | {ours['peak_rss_mb']} / {mm['peak_rss_mb'] if mm else '—'} | "
+            f"{_ratio(ours, mm)} | {_share(ours, raw)} | {ours['peak_rss_mb']} / {mm['peak_rss_mb'] if mm else '—'} | "
             f"{ours['queries_per_recipient']} / {mm['queries_per_recipient'] if mm else '—'} | "
             f"{ours['row_writes_per_recipient']} / {mm['row_writes_per_recipient'] if mm else '—'} | "
             f"{ours['message_bytes']:,} / {format(mm['message_bytes'], ',') if mm else '—'} / "
@@ -390,7 +398,7 @@ def table(results):
     if len(ns) > 1:
         low, high = results["by_n"][str(ns[0])]["ours"], results["by_n"][str(ns[-1])]["ours"]
         lines.append(
-            f"\nPeak RSS growth of the sending process from N={ns[0]:,} to N={ns[-1]:,}: "
+            f"\nPeak RSS growth of the sending worker from N={ns[0]:,} to N={ns[-1]:,}: "
             f"{high['peak_rss_mb'] - low['peak_rss_mb']:+.1f} MB"
         )
     for shared in results.get("shared", []):
@@ -422,6 +430,73 @@ def _ratio(ours, other):
     return f"{ours['mails_per_s'] / other['mails_per_s']:.1f}×" if other and other["mails_per_s"] else "—"
 
 
+def _share(ours, other):
+    return f"{100 * ours['mails_per_s'] / other['mails_per_s']:.0f} %" if other and other["mails_per_s"] else "—"
+
+
+def target_checks(results):
+    """Issue 4's targets, each as (target, measured, met), for those this run measured."""
+    checks = []
+    row = results["by_n"].get("10000")
+    if row and row.get("mass_mailing"):
+        ratio = row["ours"]["mails_per_s"] / row["mass_mailing"]["mails_per_s"]
+        checks.append(("1. N=10,000: ≥ 10 × mass_mailing", f"{ratio:.1f} ×", ratio >= 10))
+    if row:
+        share = row["ours"]["mails_per_s"] / row["raw_smtp"]["mails_per_s"]
+        checks.append(("1. N=10,000: ≥ 50 % of raw SMTP", f"{100 * share:.0f} %", share >= 0.5))
+    if "1000" in results["by_n"] and "100000" in results["by_n"]:
+        growth = results["by_n"]["100000"]["ours"]["peak_rss_mb"] - results["by_n"]["1000"]["ours"]["peak_rss_mb"]
+        checks.append(("2. peak RSS growth N=1,000 → 100,000 < 30 MB", f"{growth:+.1f} MB", growth < 30))
+    if "100000" in results["by_n"]:
+        ours = results["by_n"]["100000"]["ours"]
+        seconds = ours["add_partners_s"]
+        checks.append(("3. add_partners(100,000) < 10 s", f"{seconds:.2f} s", seconds < 10))
+        checks.append(
+            (
+                "3. Status form read at 100,000 < 50 ms",
+                f"{ours['status_form_read_ms']:.1f} ms",
+                ours["status_form_read_ms"] < 50,
+            )
+        )
+    shared = {run["servers"]: run for run in results.get("shared", [])}
+    if 1 in shared and 2 in shared:
+        two = shared[2]
+        fair = min(two["mails_per_server"]) >= two["n"] / 3
+        checks.append(
+            (
+                "4. two servers: 0 lost, 0 duplicates, each ≥ 1/3, combined ≥ one server",
+                f"lost {two['lost']}, duplicates {two['duplicates']}, {two['mails_per_server']}, "
+                f"{two['mails_per_s']} vs {shared[1]['mails_per_s']} mails/s",
+                two["lost"] == 0 and two["duplicates"] == 0 and fair and two["mails_per_s"] >= shared[1]["mails_per_s"],
+            )
+        )
+    if results.get("rate_limit"):
+        rate = results["rate_limit"]
+        checks.append(
+            (
+                f"5. rate limit {rate['limit_per_minute']:,}/min never exceeded over 2 servers",
+                f"at most {rate['max_in_any_60_s']:,} in any 60 s",
+                rate["max_in_any_60_s"] <= rate["limit_per_minute"] and not rate["lost"] and not rate["duplicates"],
+            )
+        )
+    if results.get("kill9"):
+        kill = results["kill9"]
+        checks.append(
+            (
+                "kill -9: no loss, at most one duplicate",
+                f"lost {kill['lost']}, duplicates {kill['duplicates']}",
+                kill["lost"] == 0 and kill["duplicates"] <= 1,
+            )
+        )
+    return checks
+
+
+def targets_table(checks):
+    lines = ["", "| target | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {target} | {measured} | {'yes' if met else '**no**'} |" for target, measured, met in checks]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
@@ -451,7 +526,10 @@ def main():
             results["rate_limit"] = rate_limited_send(args.rate_limit_n, args.rate_limit, tmp)
         if args.kill9_n:
             results["kill9"] = kill9_send(args.kill9_n, tmp)
-    report = table(results)
+    results["targets"] = [
+        {"target": target, "measured": measured, "met": met} for target, measured, met in target_checks(results)
+    ]
+    report = table(results) + "\n" + targets_table(target_checks(results))
     print(report)  # pylint: disable=print-used
     out = ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)

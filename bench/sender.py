@@ -1,10 +1,12 @@
-"""One measured send, in a process of its own so its peak RSS is its own:
+"""One measured send, in a process of its own so its peak RSS is the sending worker's:
 
-    python3 -m bench.sender ours|mass_mailing --db DB --n N --sink-port P --sink-log FILE
+    python3 -m bench.sender prepare-ours|ours|mass_mailing --db DB --n N --sink-port P --sink-log FILE
 
-Loads Odoo's registry, takes the N partners bench/run.py created, links them, then sends
-by calling the same methods the product's crons call, until the sink has accepted
-all N mails. Prints one JSON object with the figures.
+``prepare-ours`` writes this addon's campaign and links the N partners bench/run.py
+created (timing ``add_partners`` and the Status form's read), as a user would in the
+web UI. ``ours`` and ``mass_mailing`` load Odoo's registry, launch the send, then
+call the same methods the product's crons call, until the sink has accepted all N
+mails. Each prints one JSON object with its figures.
 """
 
 import argparse
@@ -41,12 +43,21 @@ def mean_message_bytes(log):
     return round(sum(sizes) / len(sizes)) if sizes else 0
 
 
-def peak_rss_mb():
+def _status_mb(key):
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mb():
+    """The process's peak resident memory so far (the kernel's high-water mark)."""
+    return _status_mb("VmHWM:")
+
+
+def rss_mb():
+    return _status_mb("VmRSS:")
 
 
 def wait_for_sink(path, expected, timeout, step=None):
@@ -90,7 +101,8 @@ def status_form_read_ms(campaign, repeat=7):
     return sorted(timings)[len(timings) // 2]
 
 
-def run_ours(env, partner_ids, args):
+def prepare_ours(env, partner_ids, args):
+    """The campaign a user would write and fill: timed ``add_partners`` and Status form read."""
     server = mail_server(env, args.sink_port)
     account = env["xrm.email.account"].create({"name": "Bench", "email_from": SENDER, "mail_server_id": server.id})
     campaign = env["xrm.email.campaign"].create(
@@ -108,16 +120,22 @@ def run_ours(env, partner_ids, args):
     add_partners_s = time.perf_counter() - started
     form_read_ms = status_form_read_ms(campaign)
     env.cr.commit()
+    return {"campaign_id": campaign.id, "add_partners_s": add_partners_s, "status_form_read_ms": form_read_ms}
 
+
+def run_ours(env, args):
+    """A user presses "Send now", then this process is the cron worker: it runs the
+    cron's method, as ir.cron does, until the sink has every mail."""
+    campaign = env["xrm.email.campaign"].search([("name", "=", "Bench")], limit=1)
     Campaign = env["xrm.email.campaign"]
     launched = time.time()
     campaign.action_send_now()
     env.cr.commit()
-    finished = wait_for_sink(args.sink_log, len(partner_ids), args.timeout, step=Campaign._cron_send_campaigns)
-    return launched, finished, {"add_partners_s": add_partners_s, "status_form_read_ms": form_read_ms}
+    finished = wait_for_sink(args.sink_log, args.n, args.timeout, step=Campaign._cron_send_campaigns)
+    return launched, finished
 
 
-def run_mass_mailing(env, partner_ids, args):
+def run_mass_mailing(env, args):
     server = mail_server(env, args.sink_port)
     mailing = env["mailing.mailing"].create(
         {
@@ -141,13 +159,13 @@ def run_mass_mailing(env, partner_ids, args):
         Mail.process_email_queue()
         env.cr.commit()
 
-    finished = wait_for_sink(args.sink_log, len(partner_ids), args.timeout, step=step)
-    return launched, finished, {}
+    finished = wait_for_sink(args.sink_log, args.n, args.timeout, step=step)
+    return launched, finished
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["ours", "mass_mailing"])
+    parser.add_argument("mode", choices=["prepare-ours", "ours", "mass_mailing"])
     parser.add_argument("--db", required=True)
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--sink-port", type=int, required=True)
@@ -174,12 +192,15 @@ def main():
     registry = odoo.modules.registry.Registry(args.db)
     with registry.cursor() as cr:
         env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
-        partner_ids = bench_partner_ids(env)
-        rss_ready = peak_rss_mb()
+        if args.mode == "prepare-ours":
+            print(json.dumps(prepare_ours(env, bench_partner_ids(env), args)))  # pylint: disable=print-used
+            return
+        rss_ready = rss_mb()
         queries_before = sql_db.sql_counter
         run = run_ours if args.mode == "ours" else run_mass_mailing
-        launched, finished, extra = run(env, partner_ids, args)
+        launched, finished = run(env, args)
         queries = sql_db.sql_counter - queries_before
+        peak = peak_rss_mb()  # before this harness reads the sink's log
     log = read_log(args.sink_log)
     last = max(row.at for row in log) if log else launched
     seconds = last - launched
@@ -193,10 +214,9 @@ def main():
                 "message_bytes": mean_message_bytes(log),
                 "seconds": round(seconds, 2),
                 "mails_per_s": round(len(log) / seconds, 1) if seconds > 0 else None,
-                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "peak_rss_mb": round(peak, 1),
                 "rss_before_send_mb": round(rss_ready, 1),
                 "queries_per_recipient": round(queries / args.n, 2),
-                **extra,
             }
         )
     )
