@@ -12,7 +12,7 @@ demo:
 notebook:
 	scripts/notebook
 
-## The benchmark: ours vs mass_mailing vs raw SMTP and the rest of issue 4's figures (about 25 min).
+## The benchmark: ours vs mass_mailing vs raw SMTP, memory, two servers, rate limit, kill -9 (about 15 min).
 ## Another N: make bench N="1000 10000"
 N ?= 1000 10000 100000
 bench:

@@ -435,7 +435,7 @@ def _share(ours, other):
 
 
 def target_checks(results):
-    """Issue 4's targets, each as (target, measured, met), for those this run measured."""
+    """The product's speed and scale targets, each as (target, measured, met), for those this run measured."""
     checks = []
     row = results["by_n"].get("10000")
     if row and row.get("mass_mailing"):

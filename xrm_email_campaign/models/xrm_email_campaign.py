@@ -137,6 +137,28 @@ class XrmEmailCampaign(models.Model):
             if campaign.subject and ("\r" in campaign.subject or "\n" in campaign.subject):
                 raise ValidationError(self.env._("The subject of campaign '%s' must be one line.", campaign.name))
 
+    # -- duplicate ------------------------------------------------------------
+
+    def copy_data(self, default=None):
+        values = super().copy_data(default)
+        return [
+            dict(vals, name=self.env._("%s (copy)", campaign.name)) if "name" not in (default or {}) else vals
+            for campaign, vals in zip(self, values, strict=True)
+        ]
+
+    def copy(self, default=None):
+        """A copy is sent to the same people: its recipients are linked again, as new
+        links (pending, unspecified), in one statement per campaign whatever their number."""
+        copies = super().copy(default)
+        Recipient = self.env["xrm.email.campaign.recipient"]
+        for original, duplicate in zip(self, copies, strict=True):
+            Recipient.flush_model(["campaign_id", "partner_id"])
+            self.env.cr.execute(
+                SQL("SELECT partner_id FROM xrm_email_campaign_recipient WHERE campaign_id = %s", original.id)
+            )
+            Recipient._link_partners(duplicate, [row[0] for row in self.env.cr.fetchall()])
+        return copies
+
     # -- buttons --------------------------------------------------------------
 
     def action_send_test(self):

@@ -20,6 +20,22 @@ class TestCampaignLinks(XrmCampaignCase):
         self.assertEqual(campaign.recipient_ids.mapped("email"), partners.mapped("email"))
         self.assertEqual(set(campaign.recipient_ids.mapped("state")), {"pending"})
 
+    def test_duplicate_links_the_same_partners_as_new_unsent_recipients(self):
+        partners = self._create_partners(3)
+        campaign = self._create_campaign(partners)
+        campaign.action_send_now()
+        self._run_cron()
+        self.assertEqual(campaign.sent_count, 3)
+        duplicate = campaign.with_user(self.user_editor).copy()
+        self.assertEqual(duplicate.name, f"{campaign.name} (copy)")
+        self.assertEqual(duplicate.state, "draft")
+        self.assertEqual(duplicate.recipient_ids.partner_id, partners)
+        self.assertEqual(set(duplicate.recipient_ids.mapped("state")), {"pending"})
+        self.assertEqual(duplicate.recipient_ids.link_type_id.code, "unspecified")
+        self.assertFalse(any(duplicate.recipient_ids.mapped("message_id")))
+        self.assertEqual(campaign.total_count, 3, "the original keeps its own links")
+        self.assertEqual(campaign.copy({"name": "Autumn"}).name, "Autumn")
+
     def test_sent_link_becomes_campaign_recipient_in_partner_dossier(self):
         partners = self._create_partners(2) | self.env["res.partner"].create({"name": "Nobody"})
         campaign = self._create_campaign(partners)
