@@ -15,7 +15,6 @@ import argparse
 import email.policy
 import json
 import os
-import re
 import smtplib
 import subprocess
 import sys
@@ -36,7 +35,6 @@ from .sink import count_lines, read_log
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "xrm_bench_template"
 RUN_DB = "xrm_bench_run"
-SENT_LOG_LINE = re.compile(r"Processed (\d+) campaign mails")
 
 
 def log(message):
@@ -274,7 +272,7 @@ def shared_send(n, servers_count, tmp):
             seconds = max(row.at for row in rows) - launched
             lost, duplicates = losses_and_duplicates(rows, n)
             time.sleep(1)
-            shares = [sum(map(int, SENT_LOG_LINE.findall(server.logs()))) for server in servers]
+            shares = [server.mails_processed() for server in servers]
             return {
                 "servers": servers_count,
                 "n": n,
@@ -314,7 +312,7 @@ def rate_limited_send(n, per_minute, tmp):
                 "max_in_any_60_s": max_in_window(times, 60.0),
                 "min_gap_s": round(min(b - a for a, b in zip(times, times[1:], strict=False)), 4),
                 "slot_s": round(60 / per_minute, 4),
-                "mails_per_server": [sum(map(int, SENT_LOG_LINE.findall(server.logs()))) for server in servers],
+                "mails_per_server": [server.mails_processed() for server in servers],
                 "lost": lost,
                 "duplicates": duplicates,
             }

@@ -6,6 +6,7 @@ server on a free port, talked to over XML-RPC like any outside client.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,9 @@ import xmlrpc.client
 from pathlib import Path
 
 from scripts.devdb import copy_database, odoo_addons_path
+
+# What the sending cron logs after each run (xrm.email.campaign._cron_send_campaigns).
+PROCESSED_LOG_LINE = re.compile(r"Processed (\d+) campaign mails")
 
 
 def db_args():
@@ -144,6 +148,10 @@ class OdooServer:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.log_dir.glob(f"odoo-{self.name}-*.log"))
         )
+
+    def mails_processed(self):
+        """How many campaign mails this server's cron runs sent or failed, from its log."""
+        return sum(map(int, PROCESSED_LOG_LINE.findall(self.logs())))
 
 
 def wait_for(predicate, timeout, interval=0.5, message="condition"):

@@ -151,8 +151,8 @@ class XrmEmailCampaign(models.Model):
         links (pending, unspecified), in one statement per campaign whatever their number."""
         copies = super().copy(default)
         Recipient = self.env["xrm.email.campaign.recipient"]
+        Recipient.flush_model(["campaign_id", "partner_id"])
         for original, duplicate in zip(self, copies, strict=True):
-            Recipient.flush_model(["campaign_id", "partner_id"])
             self.env.cr.execute(
                 SQL("SELECT partner_id FROM xrm_email_campaign_recipient WHERE campaign_id = %s", original.id)
             )
